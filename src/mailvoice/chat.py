@@ -1,0 +1,116 @@
+"""The one definition of the prompt: system text, chat layout, end-of-turn token, stop words.
+
+Training, evaluation and serving (the Ollama TEMPLATE) all render conversations through the
+``ChatFormat`` here, so the tokens the model saw when it learned are the tokens it sees when it
+serves. Each format mirrors its base model's own chat template (tests compare token ids with
+``tokenizer.apply_chat_template``); Llama 3.1's HF template always adds a "Cutting Knowledge
+Date" system block, which we render too, everywhere, instead of dropping it in one place only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SYSTEM_PROMPT = (
+    "You write emails in the voice of the person you work for: their greeting, tone, length, "
+    "phrasing and sign-off. Reply with the email body only, no subject line."
+)
+
+
+def task_line(*, subject: str = "", recipient: str = "", is_reply: bool = False, notes: str | None = None) -> str:
+    """What to write, without the thread: the alpaca ``instruction``."""
+    who = f" to {recipient}" if recipient else ""
+    parts = [f"Write a reply{who}." if is_reply else f"Write an email{who}."]
+    if subject:
+        parts.append(f"Subject: {subject}")
+    if notes:
+        parts.append(f"Notes: {notes}")
+    return "\n".join(parts)
+
+
+def instruction_for(
+    *,
+    subject: str = "",
+    recipient: str = "",
+    replying_to: str | None = None,
+    notes: str | None = None,
+) -> str:
+    """The user turn of a training pair, and of every prompt at serving time."""
+    text = task_line(subject=subject, recipient=recipient, is_reply=bool(replying_to), notes=notes)
+    if replying_to:
+        text += f"\n\nThe email you are replying to:\n{replying_to.strip()}"
+    return text
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    name: str
+    end_token: str  # ends the assistant turn; a trained target, never masked
+    stop: tuple[str, ...]
+    ollama_template: str  # Go template for Ollama's TEMPLATE, rendering the same text
+
+    def render_prompt(self, user: str, system: str = SYSTEM_PROMPT) -> str:
+        """Everything before the reply, ending with the assistant header (generation prompt)."""
+        if self.name == "chatml":
+            return (
+                f"<|im_start|>system\n{system}<|im_end|>\n"
+                f"<|im_start|>user\n{user}<|im_end|>\n"
+                f"<|im_start|>assistant\n"
+            )
+        if self.name == "llama3":
+            return (
+                "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                f"Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n{system}<|eot_id|>"
+                f"<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>"
+                "<|start_header_id|>assistant<|end_header_id|>\n\n"
+            )
+        raise ValueError(self.name)
+
+    def render_reply(self, reply: str) -> str:
+        return f"{reply}{self.end_token}"
+
+
+CHATML = ChatFormat(
+    name="chatml",
+    end_token="<|im_end|>",
+    stop=("<|im_end|>", "<|im_start|>"),
+    ollama_template=(
+        "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+        "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+        "<|im_start|>assistant\n"
+    ),
+)
+
+LLAMA3 = ChatFormat(
+    name="llama3",
+    end_token="<|eot_id|>",
+    stop=("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"),
+    ollama_template=(
+        "<|start_header_id|>system<|end_header_id|>\n\n"
+        "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+        "{{ if .System }}{{ .System }}{{ end }}<|eot_id|>"
+        "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    ),
+)
+
+FORMATS = {"chatml": CHATML, "llama3": LLAMA3}
+
+
+def format_for(tokenizer) -> ChatFormat:
+    """Pick the layout the base model's own template uses, from its special tokens."""
+    vocab = tokenizer.get_vocab()
+    if "<|eot_id|>" in vocab and "<|start_header_id|>" in vocab:
+        return LLAMA3
+    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
+        return CHATML
+    raise ValueError("unsupported chat template: mailvoice knows ChatML and Llama 3 layouts")
+
+
+def pad_token_for(tokenizer) -> str:
+    """A pad that is not the end token: pad == eos makes collators mask the end, so models never stop."""
+    fmt = format_for(tokenizer)
+    for cand in ("<|finetune_right_pad_id|>", "<|endoftext|>", "<|reserved_special_token_0|>"):
+        if cand in tokenizer.get_vocab() and cand != fmt.end_token:
+            return cand
+    raise ValueError("no spare special token to use as pad")

@@ -1,0 +1,276 @@
+"""Records → cleaned author text → instruction pairs → the guide's train/val files.
+
+Output folder (``--output``), every file written atomically:
+
+- ``records.jsonl``: the normalised source records (see ``sources/record.py``), for inspection.
+- ``train_alpaca.jsonl`` / ``val_alpaca.jsonl``: ``{id, thread_id, date, instruction, input, output}``.
+- ``train_chat.jsonl`` / ``val_chat.jsonl``: ``{id, thread_id, date, messages: [system, user, assistant]}``;
+  the user turn is ``chat.instruction_for(...)`` so training and serving ask the same way.
+- ``dataset_alpaca.json``: ``{records: [...alpaca, split], metadata: {...}}``, the manifest:
+  counts at every stage, drops by reason, PII counts by type, length statistics, date range,
+  split method, sources, tool version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__
+from ..chat import SYSTEM_PROMPT, instruction_for, task_line
+from ..errors import MailvoiceError
+from ..sources.record import MailRecord
+from ..workspace import make_private_dir, write_json, write_jsonl
+from .pii import scrub
+
+FORMATS = ("alpaca", "chat", "both")
+
+
+@dataclass
+class DatasetOptions:
+    min_emails: int = 50
+    min_words: int = 3
+    max_words: int = 600
+    one_liner_share: float = 0.1  # "Thanks!"-style replies kept only up to this share
+    val_fraction: float = 0.1
+    seed: int = 42
+    format: str = "both"
+    keep_urls: bool = False
+    plant_canaries: int = 0  # canaries.py: unique secrets planted in train replies, for evaluate
+    canary_repeats: int = 4
+
+
+@dataclass
+class Example:
+    id: str
+    thread_id: str
+    date: str | None
+    instruction: str
+    input: str
+    output: str
+    recipient: str = ""
+    subject: str = ""
+
+    def alpaca(self) -> dict:
+        return {
+            "id": self.id,
+            "thread_id": self.thread_id,
+            "date": self.date,
+            "instruction": self.instruction,
+            "input": self.input,
+            "output": self.output,
+        }
+
+    def chat(self) -> dict:
+        user = instruction_for(subject=self.subject, recipient=self.recipient, replying_to=self.input or None)
+        return {
+            "id": self.id,
+            "thread_id": self.thread_id,
+            "date": self.date,
+            "messages": [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": self.output},
+            ],
+        }
+
+
+@dataclass
+class BuildStats:
+    stages: dict = field(default_factory=dict)
+    dropped: Counter = field(default_factory=Counter)
+    pii: Counter = field(default_factory=Counter)
+    removed_zones: Counter = field(default_factory=Counter)
+
+
+def _norm_key(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def _recipient_name(rec: MailRecord) -> str:
+    if not rec.to:
+        return ""
+    addr = rec.to[0]
+    local = addr.split("@", 1)[0]
+    name = re.split(r"[._-]", local)[0]
+    return name.capitalize() if name.isalpha() else ""
+
+
+def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: BuildStats) -> list[Example]:
+    """Clean each record and turn it into an instruction pair. Pure apart from the counters."""
+    from ..clean import extract_author_text, learn_signatures
+
+    records = list(records)
+    bodies = [r.text or "" for r in records]
+    signatures = learn_signatures(bodies)
+    stats.stages["records"] = len(records)
+    examples: list[Example] = []
+    seen: set[str] = set()
+    one_liners: list[Example] = []
+    for rec in records:
+        ex = extract_author_text(rec.text, rec.html, signatures=signatures)
+        for z in ex.removed:
+            stats.removed_zones[z.kind] += 1
+        words = len(ex.text.split())
+        if words < opts.min_words:
+            stats.dropped["too_short"] += 1
+            continue
+        if words > opts.max_words:
+            stats.dropped["too_long"] += 1
+            continue
+        key = _norm_key(ex.text)
+        if key in seen:
+            stats.dropped["duplicate_text"] += 1
+            continue
+        seen.add(key)
+        out = scrub(ex.text, keep_urls=opts.keep_urls)
+        ctx = scrub(ex.quoted, keep_urls=opts.keep_urls) if ex.quoted else None
+        stats.pii.update(out.counts)
+        if ctx:
+            stats.pii.update(ctx.counts)
+        recipient = _recipient_name(rec)
+        subject = rec.subject or ""
+        instr = task_line(subject=subject, recipient=recipient, is_reply=bool(ctx))
+        example = Example(
+            id=hashlib.sha256(rec.message_id.encode()).hexdigest()[:16],
+            thread_id=rec.thread_id,
+            date=rec.date,
+            instruction=instr,
+            input=ctx.text if ctx else "",
+            output=out.text,
+            recipient=recipient,
+            subject=subject,
+        )
+        if words <= 3 and "\n" not in ex.text.strip():
+            one_liners.append(example)
+        else:
+            examples.append(example)
+    cap = int(opts.one_liner_share * max(len(examples), 1))
+    if len(one_liners) > cap:
+        stats.dropped["one_liner_cap"] += len(one_liners) - cap
+    examples.extend(one_liners[:cap])
+    stats.stages["examples"] = len(examples)
+    return examples
+
+
+def split_by_thread(examples: Sequence[Example], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Whole threads go to one side; the newest threads form val, so val is 'the future'."""
+    threads: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        threads[ex.thread_id].append(ex)
+    rng = random.Random(seed)
+    order = list(threads)
+    rng.shuffle(order)  # tie-break for equal dates, deterministic per seed
+    order.sort(key=lambda t: max((e.date or "") for e in threads[t]))
+    n_val = max(1, round(len(examples) * val_fraction)) if len(examples) >= 10 else 0
+    val: list[Example] = []
+    while order and len(val) < n_val:
+        val.extend(threads[order.pop()])
+    train = [e for t in order for e in threads[t]]
+    return train, val
+
+
+def build_dataset(
+    records: Iterable[MailRecord],
+    out_dir: Path,
+    opts: DatasetOptions,
+    *,
+    sources: Sequence[str] = (),
+    source_stats: dict | None = None,
+    tokenizer=None,
+) -> dict:
+    if opts.format not in FORMATS:
+        raise MailvoiceError(f"unknown --format {opts.format!r}: use alpaca, chat or both")
+    stats = BuildStats()
+    examples = make_examples(records, opts, stats)
+    if len(examples) < opts.min_emails:
+        raise MailvoiceError(
+            f"found {len(examples)} usable emails, need at least {opts.min_emails} (--min-emails)"
+        )
+    train, val = split_by_thread(examples, opts.val_fraction, opts.seed)
+    canaries = []
+    if opts.plant_canaries:
+        from .canaries import plant
+
+        try:
+            train, canaries = plant(train, opts.plant_canaries, repeats=opts.canary_repeats, seed=opts.seed)
+        except ValueError as e:
+            raise MailvoiceError(f"--plant-canaries: {e}") from None
+    out_dir = make_private_dir(Path(out_dir))
+    files = {}
+    if canaries:
+        from .canaries import CANARY_FILE, write_canaries
+
+        write_canaries(out_dir / CANARY_FILE, canaries, repeats=opts.canary_repeats)
+        files["canaries"] = len(canaries)
+    elif (out_dir / "canaries.json").exists():
+        (out_dir / "canaries.json").unlink()  # a previous prepare's canaries are not in this data
+    if opts.format in ("alpaca", "both"):
+        files["train_alpaca"] = write_jsonl(out_dir / "train_alpaca.jsonl", (e.alpaca() for e in train))
+        files["val_alpaca"] = write_jsonl(out_dir / "val_alpaca.jsonl", (e.alpaca() for e in val))
+    if opts.format in ("chat", "both"):
+        files["train_chat"] = write_jsonl(out_dir / "train_chat.jsonl", (e.chat() for e in train))
+        files["val_chat"] = write_jsonl(out_dir / "val_chat.jsonl", (e.chat() for e in val))
+    dates = sorted(e.date for e in examples if e.date)
+    words = [len(e.output.split()) for e in examples]
+    metadata = {
+        "tool": f"mailvoice {__version__}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sources": list(sources),
+        "source_stats": source_stats or {},
+        "counts": {**stats.stages, "train": len(train), "val": len(val)},
+        "dropped": dict(stats.dropped),
+        "removed_zones": dict(stats.removed_zones),
+        "pii": dict(stats.pii),
+        "output_words": _describe(words),
+        "date_range": [dates[0], dates[-1]] if dates else None,
+        "split": {
+            "method": "by thread, newest threads to val",
+            "val_fraction": opts.val_fraction,
+            "seed": opts.seed,
+            "train_threads": len({e.thread_id for e in train}),
+            "val_threads": len({e.thread_id for e in val}),
+        },
+        "format": opts.format,
+        "files": files,
+    }
+    if tokenizer is not None:
+        metadata["tokens"] = _token_stats(tokenizer, examples)
+    manifest = {
+        "records": [dict(e.alpaca(), split="train") for e in train] + [dict(e.alpaca(), split="val") for e in val],
+        "metadata": metadata,
+    }
+    write_json(out_dir / "dataset_alpaca.json", manifest)
+    return metadata
+
+
+def _describe(values: list[int]) -> dict:
+    if not values:
+        return {}
+    vs = sorted(values)
+    return {
+        "min": vs[0],
+        "median": statistics.median(vs),
+        "p95": vs[min(len(vs) - 1, int(0.95 * len(vs)))],
+        "max": vs[-1],
+        "mean": round(statistics.fmean(vs), 1),
+    }
+
+
+def _token_stats(tokenizer, examples: Sequence[Example]) -> dict:
+    from ..chat import format_for
+
+    fmt = format_for(tokenizer)
+    lengths = []
+    for e in examples:
+        c = e.chat()["messages"]
+        text = fmt.render_prompt(c[1]["content"], c[0]["content"]) + fmt.render_reply(c[2]["content"])
+        lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return {"tokenizer": getattr(tokenizer, "name_or_path", ""), **_describe(lengths)}

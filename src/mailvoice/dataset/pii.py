@@ -1,0 +1,411 @@
+"""PII and secrets scrubbing: typed placeholders instead of addresses, numbers and keys.
+
+Placeholders: ``<EMAIL>``, ``<PHONE>``, ``<CARD>``, ``<SSN>``, ``<IBAN>``, ``<IP>``, ``<SECRET>``
+and, unless ``keep_urls``, ``<URL>``.
+
+Detectors (no NER, no spaCy model, no network):
+
+- Presidio's *pattern* recognizers (email, credit card with Luhn, IBAN with mod-97 and the
+  country formats, US SSN, IPv4/IPv6, phone via ``phonenumbers``) in an ``AnalyzerEngine``
+  whose NLP engine is Presidio's ``NoOpNlpEngine``, so spaCy never loads or downloads a model.
+  Presidio's email check calls ``tldextract``; we give it an extractor built with
+  ``suffix_list_urls=()`` and ``cache_dir=None`` so it uses the public-suffix snapshot bundled
+  in the wheel and never goes online (``tests/test_pii_offline.py`` proves it).
+- Our own Luhn-checked card regex (Presidio's misses the Mastercard 2-series), an
+  http(s)/www URL regex that keeps the path.
+- ``detect-secrets`` regex plugins (AWS, GitHub, GitLab, Slack, Stripe, OpenAI, SendGrid,
+  Twilio, JWT, private-key headers, basic-auth URLs, ...), a high-entropy check for unquoted
+  tokens (letters of both cases and digits, length ≥ 20, Shannon entropy ≥ 3.7 bits/char),
+  PEM blocks up to their END line, and prose passwords ("my password is …", "pw: …").
+
+Every detector runs on three views of the message, mapped back to original offsets: HTML
+entities decoded (``&#64;``, ``&nbsp;``); plus line breaks (with any ``>`` quote prefix or
+``<br>``) joined by a space; and joined by nothing. A value split across a line break (a
+wrapped card number, a hard-wrapped token, a quoted two-line IBAN) is thereby found whole; the
+joined views only contribute detections that actually cross a break. The line structure is
+kept: a crossing value becomes ``<CARD>`` followed by the original break and quote prefix.
+
+``protect``: strings that must never be replaced (the user's name, first name, sign-off).
+A detection overlapping a standalone occurrence of one is dropped. "Standalone" means not part
+of an address or token (``dana@x.com`` is still an email), so the user's own address still goes.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+LABELS = ("EMAIL", "PHONE", "CARD", "SSN", "IBAN", "IP", "SECRET", "URL")
+# When two detections overlap, the longer wins; on equal length, the earlier in this order.
+_PRIORITY = {lbl: i for i, lbl in enumerate(("SECRET", "CARD", "IBAN", "SSN", "EMAIL", "URL", "PHONE", "IP"))}
+
+URL_RE = re.compile(r"(?<![\w@])(?:https?://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", re.I)
+CARD_RE = re.compile(r"(?<![\d-])[2-6]\d{3}(?:[ -]?\d){8,15}(?![\d])")
+PEM_RE = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:[^\n]*\n?)(?:[ \t>]*[A-Za-z0-9+/=:-]{16,}[ \t]*\n?)*)",
+    re.S,
+)
+TOKEN_RE = re.compile(r"(?<![\w/+=-])[A-Za-z0-9+/_=-]{20,}(?![\w/+=-])")
+_KEY_WORDS = r"(?:api[ _-]?key|access[ _-]?key|secret(?:[ _-]?key)?|token|auth[ _-]?token|bearer|client[ _-]?secret)"
+KEYED_RE = re.compile(_KEY_WORDS + r"\s*(?:is|was|=|:)?\s*[:=]?\s*[\"'“]?([A-Za-z0-9+/_=.-]{12,})", re.I)
+PASSWORD_RE = re.compile(
+    r"\b(?P<kw>pass(?:word|wd|code|phrase)|pwd|pw|pin)\b"
+    r"(?:\s+for\s+[\w.@-]+(?:\s+[\w.@-]+)?)?"  # "password for the wifi"
+    r"(?P<sep>\s*(?:[:=]|->)\s*|\s+(?:is|was|will\s+be|is\s+now|is\s+still|=)\s*[:=]?\s*)"
+    r"[\"'“‘`]?(?P<val>[^\s\"'”’`<>]+)",
+    re.I,
+)
+_PW_STOP = frozenset(
+    """a an the my your his her our their its this that same one old new not no still now also just
+    reset changed expired wrong incorrect correct right below above attached here there in on at
+    for to of and or but if as so too very fine ok okay set being been required needed case
+    sensitive different empty blank missing what which where who how why when please yes
+    """.split()
+)
+# A line break inside a value: the break, any quote prefix ("> > ") or <br>, and spaces.
+JOINER_RE = re.compile(r"[ \t]*(?:<br\s*/?>[ \t]*\r?\n?|\r?\n)[ \t]*(?:>[ \t]*)*", re.I)
+ENTITY_RE = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def luhn_ok(digits: str) -> bool:
+    total, alt = 0, False
+    for ch in reversed(digits):
+        d = int(ch)
+        if alt:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+        alt = not alt
+    return total % 10 == 0
+
+
+def iban_ok(iban: str) -> bool:
+    s = re.sub(r"[\s-]", "", iban).upper()
+    if not 15 <= len(s) <= 34 or not s.isalnum():
+        return False
+    s = s[4:] + s[:4]
+    num = "".join(str(int(c, 36)) for c in s)
+    return int(num) % 97 == 1
+
+
+def shannon_entropy(s: str) -> float:
+    counts = Counter(s)
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+@dataclass
+class Scrubbed:
+    text: str
+    counts: Counter = field(default_factory=Counter)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+@lru_cache(maxsize=None)
+def _offline_tld():
+    import tldextract
+
+    # No URLs to fetch, no disk cache: the Public Suffix List snapshot inside the wheel only.
+    return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+
+@lru_cache(maxsize=8)
+def _engine(regions: tuple[str, ...]):
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str):
+            return _offline_tld()(pattern_text).fqdn != ""
+
+    recognizers = [
+        OfflineEmailRecognizer(),
+        CreditCardRecognizer(),
+        IbanRecognizer(),
+        UsSsnRecognizer(),
+        IpRecognizer(),
+        PhoneRecognizer(supported_regions=regions, leniency=1),
+    ]
+    registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
+    nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
+    nlp.load()
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+
+
+_PRESIDIO_LABEL = {
+    "EMAIL_ADDRESS": "EMAIL",
+    "CREDIT_CARD": "CARD",
+    "IBAN_CODE": "IBAN",
+    "US_SSN": "SSN",
+    "IP_ADDRESS": "IP",
+    "PHONE_NUMBER": "PHONE",
+}
+# Presidio scores: validated patterns (Luhn, mod-97, suffix list) score 1.0, phone 0.4;
+# its "very weak" SSN patterns (any 9 digits: order numbers) score 0.05 and the bare "::"
+# IPv6 pattern 0.1, both below these floors.
+_MIN_SCORE = {"SSN": 0.5, "IP": 0.5}
+
+
+@lru_cache(maxsize=None)
+def _secret_plugins():
+    from detect_secrets.plugins.artifactory import ArtifactoryDetector
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+    from detect_secrets.plugins.basic_auth import BasicAuthDetector
+    from detect_secrets.plugins.discord import DiscordBotTokenDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.plugins.mailchimp import MailchimpDetector
+    from detect_secrets.plugins.npm import NpmDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.private_key import PrivateKeyDetector
+    from detect_secrets.plugins.pypi_token import PypiTokenDetector
+    from detect_secrets.plugins.sendgrid import SendGridDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+    from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+    plugins = [
+        ArtifactoryDetector(), AWSKeyDetector(), AzureStorageKeyDetector(), BasicAuthDetector(),
+        DiscordBotTokenDetector(), GitHubTokenDetector(), GitLabTokenDetector(), JwtTokenDetector(),
+        MailchimpDetector(), NpmDetector(), OpenAIDetector(), PrivateKeyDetector(), PypiTokenDetector(),
+        SendGridDetector(), SlackDetector(), SquareOAuthDetector(), StripeDetector(),
+        TelegramBotTokenDetector(), TwilioKeyDetector(),
+    ]  # fmt: skip
+    out = []
+    for p in plugins:
+        check = getattr(p, "is_formally_valid", None)  # JWT: header/payload must decode
+        for rx in p.denylist:
+            out.append((rx, check))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- views
+
+
+class _View:
+    """A transformed copy of the text with, per character, its original [start, end)."""
+
+    __slots__ = ("text", "starts", "ends")
+
+    def __init__(self, text: str, edits: list[tuple[int, int, str]]):
+        if not edits:
+            self.text, self.starts, self.ends = text, None, None
+            return
+        parts: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        pos = 0
+        for a, b, rep in edits:
+            if a < pos:
+                continue
+            parts.append(text[pos:a])
+            starts.extend(range(pos, a))
+            ends.extend(range(pos + 1, a + 1))
+            parts.append(rep)
+            starts.extend([a] * len(rep))
+            ends.extend([b] * len(rep))
+            pos = b
+        parts.append(text[pos:])
+        starts.extend(range(pos, len(text)))
+        ends.extend(range(pos + 1, len(text) + 1))
+        self.text, self.starts, self.ends = "".join(parts), starts, ends
+
+    def orig(self, s: int, e: int) -> tuple[int, int]:
+        if self.starts is None:
+            return s, e
+        return self.starts[s], self.ends[e - 1]
+
+
+def _entity_edits(text: str) -> list[tuple[int, int, str]]:
+    if "&" not in text:
+        return []
+    edits = []
+    for m in ENTITY_RE.finditer(text):
+        rep = html.unescape(m.group(0))
+        if rep == m.group(0):
+            continue
+        edits.append((m.start(), m.end(), rep.replace("\xa0", " ")))
+    return edits
+
+
+_ALL = frozenset({"presidio", "phone", "card", "url", "tokens", "prose"})
+# Joined by a space: values split at a separator (card/phone/SSN/IBAN groups, "password is\nX").
+_SPACE_JOIN = frozenset({"presidio", "phone", "card", "prose"})
+# Joined by nothing: a token hard-wrapped mid-way (an address, a URL, an API key, a compact IBAN).
+_GLUE_JOIN = frozenset({"presidio", "card", "url", "tokens"})
+_TOK_BEFORE = re.compile(r"(\S*)$")
+_TOK_AFTER = re.compile(r"^(\S*)")
+
+
+def _views(text: str) -> list[tuple[_View, frozenset, bool]]:
+    """(view, detector kinds, crossing_only) triples."""
+    ent = _entity_edits(text)
+    views = [(_View(text, ent), _ALL, False)]
+    joins = [(m.start(), m.end()) for m in JOINER_RE.finditer(text)]
+    if not joins:
+        return views
+    digit_join = False
+    for a, b in joins:
+        left = _TOK_BEFORE.search(text, max(0, a - 40), a).group(1)
+        right = _TOK_AFTER.match(text[b : b + 40]).group(1)
+        if any(c.isdigit() for c in left + right):
+            digit_join = True
+            break
+    kinds_b = _SPACE_JOIN if digit_join else frozenset({"prose"})
+    for glue, kinds in ((" ", kinds_b), ("", _GLUE_JOIN)):
+        edits = sorted(ent + [(a, b, glue) for a, b in joins])
+        views.append((_View(text, edits), kinds, True))
+    return views
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def _detect_secrets(t: str, found: list, kinds: frozenset) -> None:
+    if "prose" in kinds:
+        _detect_prose_secrets(t, found)
+    if "tokens" not in kinds:
+        return
+    for m in PEM_RE.finditer(t):
+        found.append((m.start(), m.end(), "SECRET"))
+    for rx, check in _secret_plugins():
+        for m in rx.finditer(t):
+            if m.end() > m.start() and (check is None or check(m.group(0))):
+                found.append((m.start(), m.end(), "SECRET"))
+    for m in TOKEN_RE.finditer(t):
+        tok = m.group(0)
+        core = tok.strip("=-_")
+        if (
+            len(core) >= 20
+            and any(c.isdigit() for c in core)
+            and any(c.islower() for c in core)
+            and any(c.isupper() for c in core)
+            and shannon_entropy(core) >= 3.7
+        ):
+            found.append((m.start(), m.end(), "SECRET"))
+
+
+def _detect_prose_secrets(t: str, found: list) -> None:
+    for m in KEYED_RE.finditer(t):
+        val = m.group(1).rstrip(".")
+        if any(c.isdigit() for c in val) and any(c.isalpha() for c in val):
+            found.append((m.start(1), m.start(1) + len(val), "SECRET"))
+    for m in PASSWORD_RE.finditer(t):
+        val = m.group("val").rstrip(".,;:!?)]}")
+        if not val:
+            continue
+        strong_sep = bool(re.search(r"[:=>]", m.group("sep")))
+        if val.lower() in _PW_STOP:
+            continue
+        if m.group("kw").lower() == "pin" and not any(c.isdigit() for c in val):
+            continue
+        if not strong_sep and not (val.isalpha() or any(not c.isalpha() for c in val)):
+            continue
+        found.append((m.start("val"), m.start("val") + len(val), "SECRET"))
+
+
+_NO_PHONE = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
+
+
+def _detect(t: str, kinds: frozenset, *, keep_urls: bool, region: str) -> list[tuple[int, int, str]]:
+    found: list[tuple[int, int, str]] = []
+    if "presidio" in kinds:
+        entities = None if "phone" in kinds else _NO_PHONE
+        for r in _engine((region,)).analyze(text=t, language="en", entities=entities, score_threshold=0.3):
+            label = _PRESIDIO_LABEL.get(r.entity_type)
+            if label and r.score >= _MIN_SCORE.get(label, 0.3):
+                found.append((r.start, r.end, label))
+    if "card" not in kinds:
+        _detect_secrets(t, found, kinds)
+        return found
+    for m in CARD_RE.finditer(t):
+        digits = re.sub(r"\D", "", m.group(0))
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            found.append((m.start(), m.end(), "CARD"))
+    if not keep_urls and "url" in kinds:
+        for m in URL_RE.finditer(t):
+            found.append((m.start(), m.end(), "URL"))
+    _detect_secrets(t, found, kinds)
+    return found
+
+
+def _protected_spans(text: str, protect: Sequence[str]) -> list[tuple[int, int]]:
+    spans = []
+    for p in protect:
+        p = (p or "").strip()
+        if len(p) < 2:
+            continue
+        rx = re.compile(r"(?<![\w@.+-])" + re.escape(p) + r"(?![\w@-]|\.\w)", re.I)
+        spans.extend((m.start(), m.end()) for m in rx.finditer(text))
+    return spans
+
+
+def _resolve(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Merge overlapping detections into clusters; the longest member names the cluster."""
+    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    out: list[list] = []
+    for s, e, lbl in spans:
+        if out and s < out[-1][1]:
+            cur = out[-1]
+            best = cur[3]
+            if (e - s, -_PRIORITY[lbl]) > (best[1] - best[0], -_PRIORITY[best[2]]):
+                cur[3] = (s, e, lbl)
+            cur[1] = max(cur[1], e)
+        else:
+            out.append([s, e, lbl, (s, e, lbl)])
+    return [(s, e, best[2]) for s, e, _, best in out]
+
+
+def scrub(
+    text: str,
+    *,
+    keep_urls: bool = False,
+    region: str = "US",
+    protect: Sequence[str] = (),
+) -> Scrubbed:
+    """Replace PII and secrets in ``text`` with typed placeholders; count them by type."""
+    counts: Counter = Counter()
+    if not text:
+        return Scrubbed(text or "", counts)
+    found: list[tuple[int, int, str]] = []
+    for view, kinds, crossing_only in _views(text):
+        for s, e, lbl in _detect(view.text, kinds, keep_urls=keep_urls, region=region.upper()):
+            if e <= s:
+                continue
+            a, b = view.orig(s, e)
+            if crossing_only and not JOINER_RE.search(text, a, b):
+                continue
+            found.append((a, b, lbl))
+    if protect and found:
+        guarded = _protected_spans(text, protect)
+        found = [f for f in found if not any(f[0] < pe and ps < f[1] for ps, pe in guarded)]
+    parts: list[str] = []
+    pos = 0
+    for s, e, lbl in _resolve(found):
+        parts.append(text[pos:s])
+        parts.append(f"<{lbl}>")
+        # keep the line structure of a value that crossed a break: "<CARD>\n> rest"
+        parts.extend(m.group(0) for m in JOINER_RE.finditer(text, s, e) if "\n" in m.group(0))
+        counts[lbl] += 1
+        pos = e
+    parts.append(text[pos:])
+    return Scrubbed("".join(parts), counts)

@@ -1,0 +1,94 @@
+"""The ``prepare`` recipe: sources → records.jsonl → cleaned pairs → the guide's dataset files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MailvoiceError
+from .build import DatasetOptions, build_dataset
+
+
+@dataclass
+class PrepareResult:
+    out_dir: Path
+    metadata: dict
+    user_emails: list[str]
+    inferred_address: bool
+
+
+def prepare(
+    *,
+    sources: Sequence[str],
+    out_dir: Path,
+    user_emails: Sequence[str] = (),
+    db_url: str | None = None,
+    user_id: str | None = None,
+    opts: DatasetOptions | None = None,
+    tokenizer=None,
+    notice=print,
+) -> PrepareResult:
+    from ..sources import SourceStats, open_source, read_sources, write_records
+
+    opts = opts or DatasetOptions()
+    opened = [open_source(s) for s in sources]  # fails on a bad path before any work
+    emails = [e.strip().lower() for e in user_emails if e.strip()]
+    if db_url:
+        from ..sources.emailai import open_emailai
+
+        src = open_emailai(db_url, user_id=user_id)
+        emails += [e for e in src.user_emails() if e not in emails]
+        opened.append(src)
+    if not opened:
+        raise MailvoiceError("no source given: use --source PATH|URL (repeatable) or --db-url")
+    inferred = False
+    if not emails:
+        emails = [_most_frequent_sender(opened)]
+        inferred = True
+        notice("no --user-email given: using the most frequent sender address in the sources as yours")
+    stats = SourceStats()
+    records = list(read_sources(opened, user_emails=emails, stats=stats))
+    # build first: it raises (too few emails, …) before anything is written
+    metadata = build_dataset(
+        records,
+        out_dir,
+        opts,
+        sources=[_redact(s) for s in sources] + (["emailai"] if db_url else []),
+        source_stats=stats.as_dict(),
+        tokenizer=tokenizer,
+    )
+    write_records(records, Path(out_dir) / "records.jsonl")
+    return PrepareResult(out_dir, metadata, emails, inferred)
+
+
+def _most_frequent_sender(opened) -> str:
+    """Scan From headers only; the user's own sent folder is overwhelmingly from them."""
+    counts: Counter = Counter()
+    for src in opened:
+        for i, raw in enumerate(src.iter_raw()):
+            if i >= 2000:
+                break
+            counts[_from_of(raw)] += 1
+    counts.pop("", None)
+    if not counts:
+        raise MailvoiceError("could not tell which address is yours: pass --user-email ADDRESS")
+    return counts.most_common(1)[0][0]
+
+
+def _from_of(raw) -> str:
+    from email.parser import BytesHeaderParser
+    from email.utils import parseaddr
+
+    if raw.error or not raw.data:
+        return ""
+    head = BytesHeaderParser().parsebytes(raw.data)
+    return parseaddr(str(head.get("From", "")))[1].lower()
+
+
+def _redact(spec: str) -> str:
+    """Drop credentials from URLs before they reach a manifest."""
+    import re
+
+    return re.sub(r"//[^/@\s]+@", "//***@", spec)

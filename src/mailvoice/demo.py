@@ -1,0 +1,119 @@
+"""``mailvoice demo``: the whole pipeline once, on the bundled sample mailbox, on CPU.
+
+It uses the same stage functions the verbs use, with the CPU preset, so a green demo means
+the real path works end to end: prepare → train → evaluate → deploy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .errors import MailvoiceError
+
+DEMO_USER = "dana"
+DEMO_ADDRESS = "dana@willowcreek-design.example"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def sample_path(*parts: str) -> Path:
+    p = repo_root().joinpath("data-samples", *parts)
+    if not p.exists():
+        raise MailvoiceError(f"bundled sample not found: {p} (run the demo from a mailvoice checkout)")
+    return p
+
+
+def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 60, base_model: str = "smollm2-135m",
+             eval_prompts: int = 4, max_new_tokens: int = 120) -> dict:
+    from rich.table import Table
+
+    from . import ui
+    from .dataset.build import DatasetOptions
+    from .dataset.prepare import prepare
+    from .deploy.modelfile import write_artefacts
+    from .evaluate.generate import GenOptions
+    from .evaluate.run import evaluate
+    from .models import resolve_base_model
+    from .train.config import load_config
+    from .train.run import load_tokenizer, train
+    from .workspace import user_space
+
+    t0 = time.time()
+    mailbox = Path(mailbox) if mailbox else sample_path("mailboxes", "dana-sent.mbox")
+    space = user_space(DEMO_USER, workspace).ensure()
+    timings = {}
+
+    ui.err.rule("1/4 prepare")
+    with ui.step("loading the base model (built once into the cache)"):
+        base = resolve_base_model(base_model)
+        tok, _ = load_tokenizer(base)
+    t = time.time()
+    with ui.step("reading, cleaning and pairing the sample mail"):
+        prep = prepare(
+            sources=[str(mailbox)],
+            out_dir=space.data,
+            user_emails=[DEMO_ADDRESS],
+            opts=DatasetOptions(min_emails=20),
+            tokenizer=tok,
+            notice=ui.notice,
+        )
+    timings["prepare"] = time.time() - t
+
+    ui.err.rule("2/4 train")
+    cfg = load_config(repo_root() / "configs" / "lora-config-cpu.yaml", {"max_steps": steps, "base_model": base_model})
+    t = time.time()
+    with ui.step("LoRA on CPU", total=steps) as tick:
+        result = train(
+            cfg,
+            data_dir=space.data,
+            run_dir=space.runs / "demo",
+            progress=lambda s, total, logs: tick(total=total, completed=s),
+            notice=ui.notice,
+        )
+    timings["train"] = time.time() - t
+
+    ui.err.rule("3/4 evaluate")
+    n_test = len(__import__("json").loads(sample_path("test-prompts.json").read_text()))
+    t = time.time()
+    with ui.step("generating, tuned and base side by side", total=2 * (n_test + eval_prompts)) as tick:
+        ev = evaluate(
+            model=result.final_dir,
+            test_data=sample_path("test-prompts.json"),
+            output=space.eval / "evaluation-results.json",
+            data_dir=space.data,
+            max_val_prompts=eval_prompts,
+            opts=GenOptions(max_new_tokens=max_new_tokens),
+            tick=tick,
+        )
+    timings["evaluate"] = time.time() - t
+
+    ui.err.rule("4/4 deploy")
+    t = time.time()
+    art = write_artefacts(result.final_dir, DEMO_USER, space.models)
+    timings["deploy"] = time.time() - t
+
+    m = prep.metadata
+    ppl = ev.metrics["val_perplexity"]
+    table = Table(title="mailvoice demo", show_lines=False)
+    table.add_column("stage")
+    table.add_column("result")
+    table.add_column("where")
+    table.add_row("prepare", f"{m['counts']['train']} train / {m['counts']['val']} val examples", str(space.data))
+    table.add_row("train", f"{result.summary['steps']} steps, loss {result.summary['final_train_loss']:.2f}", str(result.final_dir))
+    ppl_text = f"held-out perplexity {ppl['base']:.1f} → {ppl['tuned']:.1f}" if ppl["base"] else "no val rows"
+    table.add_row("evaluate", f"{ev.metrics['prompts']} prompts; {ppl_text}", str(ev.results_path))
+    table.add_row("deploy", f"{art.model_name}: adapter + Modelfile", str(art.out_dir))
+    ui.out.print(table)
+    ui.out.print(f"total {time.time() - t0:.0f}s; serve it with: ollama create {art.model_name} -f {art.modelfile}")
+    return {
+        "workspace": str(space.root),
+        "data": str(space.data),
+        "final": str(result.final_dir),
+        "eval": str(ev.results_path),
+        "deploy": str(art.out_dir),
+        "metrics": ev.metrics,
+        "timings": timings,
+    }

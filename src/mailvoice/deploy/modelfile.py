@@ -1,0 +1,114 @@
+"""Ollama Modelfiles and deploy artefacts built from the one chat definition.
+
+The TEMPLATE and stop tokens come from ``chat.ChatFormat``, the same object training rendered
+with, so Ollama serves exactly the layout the adapter learned. Sampling defaults are chosen for
+email (focused, a little variety, no loops), not the creative-writing values some exporters use.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..chat import FORMATS, SYSTEM_PROMPT, ChatFormat
+from ..errors import MailvoiceError
+from ..workspace import make_private_dir, privatise_tree, write_json, write_text
+
+# Hugging Face base id → Ollama tag of the same, non-quantized weights (an adapter must sit on
+# the base it was trained on; a q4 base changes the function the LoRA was fitted to).
+OLLAMA_BASE_TAGS = {
+    "meta-llama/Llama-3.1-8B-Instruct": "llama3.1:8b-instruct-fp16",
+    "meta-llama/Meta-Llama-3.1-8B-Instruct": "llama3.1:8b-instruct-fp16",
+    "meta-llama/Llama-3.3-70B-Instruct": "llama3.3:70b-instruct-fp16",
+    "meta-llama/Llama-3.2-3B-Instruct": "llama3.2:3b-instruct-fp16",
+    "meta-llama/Llama-3.2-1B-Instruct": "llama3.2:1b-instruct-fp16",
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "smollm2:135m-instruct-fp16",
+    "HuggingFaceTB/SmolLM2-360M-Instruct": "smollm2:360m-instruct-fp16",
+    "HuggingFaceTB/SmolLM2-1.7B-Instruct": "smollm2:1.7b-instruct-fp16",
+}
+
+EMAIL_PARAMETERS = {
+    "temperature": 0.7,
+    "top_p": 0.9,
+    "repeat_penalty": 1.1,
+    "num_ctx": 4096,
+    "num_predict": 512,
+}
+
+
+def model_name(user_id: str) -> str:
+    return f"emailai-{user_id.lower()}"
+
+
+def ollama_tag_for(hf_id: str) -> str | None:
+    return OLLAMA_BASE_TAGS.get(hf_id)
+
+
+def render_modelfile(*, from_: str, fmt: ChatFormat, adapter: str | None = None, system: str = SYSTEM_PROMPT) -> str:
+    lines = [f"FROM {from_}"]
+    if adapter:
+        lines.append(f"ADAPTER {adapter}")
+    lines.append(f'TEMPLATE """{fmt.ollama_template}"""')
+    lines.append(f'SYSTEM """{system}"""')
+    for stop in fmt.stop:
+        lines.append(f'PARAMETER stop "{stop}"')
+    for k, v in EMAIL_PARAMETERS.items():
+        lines.append(f"PARAMETER {k} {v}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class DeployArtefacts:
+    out_dir: Path
+    model_name: str
+    adapter_dir: Path
+    modelfile: Path
+    gguf: Path | None
+    manifest: Path
+
+
+def write_artefacts(adapter: Path, user_id: str, out_root: Path, *, gguf: Path | None = None) -> DeployArtefacts:
+    """Copy the PEFT adapter beside a Modelfile that uses it; nothing touches a server here."""
+    summary_path = adapter / "training_summary.json"
+    if not (adapter / "adapter_config.json").is_file():
+        raise MailvoiceError(f"no PEFT adapter at {adapter}")
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    fmt = FORMATS.get(summary.get("chat_format", ""))
+    if fmt is None:
+        from transformers import AutoTokenizer
+
+        from ..chat import format_for
+
+        fmt = format_for(AutoTokenizer.from_pretrained(str(adapter)))
+    name = model_name(user_id)
+    out = make_private_dir(Path(out_root) / name)
+    adapter_out = out / "adapter"
+    tmp = out / ".adapter.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(adapter, tmp)
+    if adapter_out.exists():
+        shutil.rmtree(adapter_out)
+    tmp.rename(adapter_out)
+    privatise_tree(adapter_out)
+    hf_id = summary.get("base_hf_id", "")
+    base_tag = ollama_tag_for(hf_id) or hf_id or "BASE-MODEL"
+    ref = str(gguf.absolute()) if gguf else str(adapter_out.absolute())
+    modelfile = write_text(out / "Modelfile", render_modelfile(from_=base_tag, fmt=fmt, adapter=ref))
+    manifest = write_json(
+        out / "deploy.json",
+        {
+            "model": name,
+            "user_id": user_id,
+            "base_hf_id": hf_id,
+            "ollama_base": base_tag,
+            "chat_format": fmt.name,
+            "adapter": str(adapter_out),
+            "gguf": str(gguf) if gguf else None,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    return DeployArtefacts(out, name, adapter_out, modelfile, gguf, manifest)

@@ -1,0 +1,359 @@
+"""The training recipe, top to bottom: data → tokens with a reply-only loss mask → LoRA → TRL.
+
+We tokenize ourselves (through ``chat.ChatFormat``, the one prompt definition) and hand TRL's
+``SFTTrainer`` ready ``input_ids``/``labels``, so the loss mask is ours and tested: the loss
+covers the reply and its end-of-turn token, nothing else. Batches are padding-free (rows
+concatenated with per-example position ids), so no compute goes to padding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..chat import ChatFormat, format_for, pad_token_for
+from ..errors import MailvoiceError
+from ..workspace import make_private_dir, privatise_tree, read_jsonl, write_json
+from .config import TrainConfig
+
+COMPLETE_MARKER = "mailvoice-checkpoint.json"
+
+
+@dataclass
+class TokenizeStats:
+    rows: int = 0
+    context_truncated: int = 0
+    dropped_too_long: int = 0
+    tokens: int = 0
+    target_tokens: int = 0
+
+
+def encode_pair(tok, fmt: ChatFormat, system: str, user: str, reply: str) -> tuple[list[int], list[int]]:
+    prompt = tok(fmt.render_prompt(user, system), add_special_tokens=False)["input_ids"]
+    target = tok(fmt.render_reply(reply), add_special_tokens=False)["input_ids"]
+    return prompt + target, [-100] * len(prompt) + target
+
+
+def tokenize_rows(tok, fmt: ChatFormat, rows: list[dict], max_len: int, stats: TokenizeStats) -> list[dict]:
+    """Long rows lose quoted context first; a reply that alone does not fit is dropped and counted."""
+    out = []
+    for row in rows:
+        msgs = row["messages"]
+        system, user, reply = msgs[0]["content"], msgs[1]["content"], msgs[2]["content"]
+        ids, labels = encode_pair(tok, fmt, system, user, reply)
+        if len(ids) > max_len:
+            head, _, context = user.partition("\n\n")
+            while len(ids) > max_len and context:
+                context = context[: int(len(context) * 0.75)].rstrip()
+                cut = f"{head}\n\n{context} […]" if context else head
+                ids, labels = encode_pair(tok, fmt, system, cut, reply)
+            if len(ids) > max_len:
+                stats.dropped_too_long += 1
+                continue
+            stats.context_truncated += 1
+        stats.rows += 1
+        stats.tokens += len(ids)
+        stats.target_tokens += sum(1 for x in labels if x != -100)
+        out.append({"input_ids": ids, "labels": labels})
+    return out
+
+
+def load_tokenizer(base: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    fmt = format_for(tok)
+    pad = pad_token_for(tok)
+    tok.pad_token = pad
+    tok.padding_side = "right"
+    return tok, fmt
+
+
+def pick_device_and_dtype(cfg: TrainConfig):
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cfg.dtype != "auto":
+        dtype = getattr(torch, cfg.dtype)
+    elif cuda and torch.cuda.is_bf16_supported():
+        dtype = torch.bfloat16
+    else:
+        dtype = torch.float32
+    return ("cuda" if cuda else "cpu"), dtype
+
+
+def load_model(cfg: TrainConfig, base: str, notice: Callable[[str], None] = print):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device, dtype = pick_device_and_dtype(cfg)
+    kwargs: dict = {"dtype": dtype}
+    if cfg.use_4bit:
+        if device != "cuda":
+            notice("use_4bit needs CUDA (bitsandbytes); training plain LoRA on CPU instead")
+        else:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type=cfg.bnb_4bit_quant_type,
+                bnb_4bit_compute_dtype=dtype,
+                bnb_4bit_quant_storage=dtype,
+                bnb_4bit_use_double_quant=True,
+            )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    except OSError as e:
+        raise MailvoiceError(f"cannot load base model {base!r}: {str(e).splitlines()[0]}") from None
+    if device == "cuda" and not cfg.use_4bit:
+        model = model.to(device)
+    # No KV cache while training: transformers builds the per-example (packed) attention mask
+    # from position_ids only when there is no cache; with one, packed rows would see each other.
+    model.config.use_cache = False
+    del torch
+    return model
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint whose save finished (we write the marker only after it completes)."""
+    cands = []
+    for d in Path(run_dir).glob("checkpoint-*"):
+        try:
+            step = int(d.name.split("-")[-1])
+        except ValueError:
+            continue
+        if (d / COMPLETE_MARKER).is_file() and (d / "trainer_state.json").is_file():
+            cands.append((step, d))
+    return max(cands)[1] if cands else None
+
+
+def data_hash(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        if p and Path(p).is_file():
+            h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    final_dir: Path
+    summary: dict = field(default_factory=dict)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    data_dir: Path,
+    run_dir: Path,
+    resume: str | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+    notice: Callable[[str], None] = print,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Train one LoRA run. ``on_checkpoint(path)`` runs after every completed checkpoint save
+    (the vault plugs encrypted upload in here); ``callbacks`` are extra ``TrainerCallback``s."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from ..models import hf_id_of, resolve_base_model
+
+    torch.manual_seed(cfg.seed)
+    train_path = Path(data_dir) / cfg.train_file
+    val_path = Path(data_dir) / cfg.val_file if cfg.val_file else None
+    if not train_path.is_file():
+        raise MailvoiceError(f"training data not found: {train_path} (run prepare first)")
+    base = resolve_base_model(cfg.base_model)
+    tok, fmt = load_tokenizer(base)
+    tstats = TokenizeStats()
+    train_rows = tokenize_rows(tok, fmt, read_jsonl(train_path), cfg.model_max_length, tstats)
+    vstats = TokenizeStats()
+    val_rows = (
+        tokenize_rows(tok, fmt, read_jsonl(val_path), cfg.model_max_length, vstats)
+        if val_path and val_path.is_file()
+        else []
+    )
+    if not train_rows:
+        raise MailvoiceError("no training rows left after tokenization (all longer than model_max_length?)")
+
+    run_dir = make_private_dir(Path(run_dir))
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(len(train_rows) / per_step)
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.num_train_epochs)
+    # The original recipe saved every 100 steps and short runs never reached one: cap the interval.
+    save_steps = max(1, min(cfg.save_steps, total_steps // cfg.min_checkpoints))
+    eval_steps = max(1, min(cfg.eval_steps, save_steps))
+    has_val = bool(val_rows)
+
+    device, dtype = pick_device_and_dtype(cfg)
+    model = load_model(cfg, base, notice)
+    model.config.pad_token_id = tok.pad_token_id
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
+    args = SFTConfig(
+        output_dir=str(run_dir),
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=int(cfg.warmup_ratio * total_steps),
+        weight_decay=cfg.weight_decay,
+        logging_steps=min(cfg.logging_steps, max(1, save_steps)),
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if has_val else "no",
+        eval_steps=eval_steps if has_val else None,
+        load_best_model_at_end=bool(has_val and cfg.early_stopping_patience),
+        metric_for_best_model="eval_loss" if has_val and cfg.early_stopping_patience else None,
+        greater_is_better=False if has_val and cfg.early_stopping_patience else None,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=cfg.report_to,
+        disable_tqdm=True,
+        padding_free=cfg.padding_free,
+        max_length=None,  # rows are truncated above, context first
+        completion_only_loss=None,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
+
+    stop_requested = {"signal": None}
+
+    class MailvoiceCallback(TrainerCallback):
+        """Progress, a completeness marker on every checkpoint, the upload hook, clean stops."""
+
+        def on_log(self, a, state, control, logs=None, **kw):
+            if progress:
+                progress(state.global_step, state.max_steps, dict(logs or {}))
+
+        def on_step_end(self, a, state, control, **kw):
+            if progress:
+                progress(state.global_step, state.max_steps, {})
+            if stop_requested["signal"]:
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_save(self, a, state, control, **kw):
+            ckpt = run_dir / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                privatise_tree(ckpt)
+                write_json(ckpt / COMPLETE_MARKER, {"step": state.global_step, "complete": True})
+                if on_checkpoint:
+                    on_checkpoint(ckpt)
+
+    callbacks = [MailvoiceCallback(), *(callbacks or [])]
+    if has_val and cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(val_rows) if has_val else None,
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # our progress bar replaces its raw dict prints
+
+    resume_path = None
+    if resume == "auto":
+        found = find_checkpoint(run_dir)
+        resume_path = str(found) if found else None
+        if not found:
+            notice("no complete checkpoint found: starting from the beginning")
+    elif resume:
+        if not (Path(resume) / "trainer_state.json").is_file():
+            raise MailvoiceError(f"not a complete checkpoint: {resume}")
+        resume_path = resume
+
+    def _on_signal(signum, frame):
+        stop_requested["signal"] = signal.Signals(signum).name
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    t0 = time.time()
+    try:
+        out = trainer.train(resume_from_checkpoint=resume_path)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    wall = time.time() - t0
+
+    final = run_dir / "final"
+    tmp_final = run_dir / ".final.tmp"
+    if tmp_final.exists():
+        import shutil
+
+        shutil.rmtree(tmp_final)
+    trainer.model.save_pretrained(str(tmp_final))
+    tok.save_pretrained(str(tmp_final))
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    epochs_done = trainer.state.epoch or 0
+    trained_tokens = tstats.tokens * (epochs_done if cfg.max_steps <= 0 else trainer.state.global_step * per_step / max(len(train_rows), 1))
+    summary = {
+        "base_model": cfg.base_model,
+        "base_hf_id": hf_id_of(cfg.base_model),
+        "base_path": base,
+        "chat_format": fmt.name,
+        "config": cfg.model_dump(),
+        "data_hash": data_hash(train_path, val_path) if val_path else data_hash(train_path),
+        "rows": {"train": tstats.rows, "val": vstats.rows},
+        "context_truncated": tstats.context_truncated + vstats.context_truncated,
+        "dropped_too_long": tstats.dropped_too_long + vstats.dropped_too_long,
+        "steps": trainer.state.global_step,
+        "planned_steps": total_steps,
+        "save_steps": save_steps,
+        "epochs": epochs_done,
+        "train_loss": losses,
+        "eval_loss": eval_losses,
+        "final_train_loss": out.training_loss,
+        "wall_time_s": round(wall, 2),
+        "tokens_per_s": round(trained_tokens / wall, 1) if wall > 0 else None,
+        "useful_token_fraction": 1.0 if cfg.padding_free else None,
+        "target_token_fraction": round(tstats.target_tokens / max(tstats.tokens, 1), 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "device": device,
+        "stopped_by": stop_requested["signal"],
+    }
+    if device == "cuda":
+        summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    write_json(tmp_final / "training_summary.json", summary)
+    privatise_tree(tmp_final)
+    if final.exists():
+        import shutil
+
+        shutil.rmtree(final)
+    os.replace(tmp_final, final)
+    write_json(run_dir / "training_summary.json", summary)
+    return TrainResult(run_dir=run_dir, final_dir=final, summary=summary)

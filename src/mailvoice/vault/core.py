@@ -1,0 +1,696 @@
+"""Backup, list, verify and restore: tar → age (pyrage, streaming) → fsspec storage.
+
+Backup streams: files are read, hashed and framed as tar on demand (``TarStream``), pyrage's
+``encrypt_io`` pulls from that stream and pushes ciphertext into the destination writer (a
+multipart upload on S3), so no plaintext temporary file ever exists. Restore runs pyrage's
+``decrypt_io`` in a thread writing into an OS pipe; the tar reader on the other end checks each
+member and writes it into a private staging folder inside the user space; only once the whole
+ciphertext has authenticated and every digest matched are files moved into place.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyrage
+
+from .. import __version__
+from ..errors import MailvoiceError
+from ..workspace import UserSpace, make_private_dir, user_space, validate_user_id
+from . import keys as _keys
+from .audit import audit
+from .store import HashingReader, Store, discard
+from .tarstream import FileEntry, TarStream, check_relpath, is_regular, read_archive
+
+log = logging.getLogger("mailvoice.vault")
+
+FORMAT = "mailvoice-vault/1"
+PARTS = ("data", "checkpoints", "model", "configs", "eval")
+ARCHIVE_ENC = "archive.tar.age"
+ARCHIVE_PLAIN = "archive.tar"
+KEY_OBJECT = "key.age"
+MANIFEST = "manifest.json"
+_FOLDER = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{12})$")
+_CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini")
+
+
+class UnencryptedBackupWarning(UserWarning):
+    """Emitted for every ``no_encrypt=True`` backup: the archive holds the user's mail in clear."""
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class BackupInfo:
+    folder: str
+    backup_id: str
+    created: str
+    complete: bool
+    manifest: dict | None = None
+    reason: str = ""
+
+    @property
+    def kind(self) -> str:
+        return (self.manifest or {}).get("kind", "?")
+
+
+@dataclass
+class BackupResult:
+    backup_id: str
+    folder: str
+    location: str
+    encrypted: bool
+    files: int
+    bytes: int
+    archive_size: int
+    archive_sha256: str
+    manifest: dict
+    deleted: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class VerifyResult:
+    backup_id: str
+    folder: str
+    archive_size: int
+    archive_sha256: str
+    files_checked: int  # 0 when the archive could only be checked as a whole (no identity)
+    decrypted: bool
+
+
+@dataclass
+class RestoreResult:
+    backup_id: str
+    folder: str
+    files: int
+    bytes: int
+    replaced: int
+    paths: list[str]
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _walk_files(space: UserSpace, top: Path, part: str) -> list[FileEntry]:
+    out: list[FileEntry] = []
+    if not top.exists() and not top.is_symlink():
+        return out
+    if top.is_symlink() or not top.is_dir():
+        raise MailvoiceError(f"{top.relative_to(space.path)} is a link or not a folder; refusing to back it up")
+    base = os.path.realpath(space.path)
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        for name in sorted(filenames):
+            src = Path(dirpath) / name
+            st = os.lstat(src)
+            if not is_regular(src):
+                log.warning("skipping non-regular file %s", src.relative_to(space.path))
+                continue
+            real = os.path.realpath(src)
+            if not real.startswith(base + os.sep):
+                continue  # never leave this user's space
+            rel = src.relative_to(space.path).as_posix()
+            out.append(FileEntry(check_relpath(rel), src, st.st_size, st.st_mtime, part))
+    return out
+
+
+def _run_dirs(space: UserSpace) -> list[Path]:
+    if not space.runs.is_dir() or space.runs.is_symlink():
+        return []
+    return sorted(p for p in space.runs.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def checkpoint_dirs(space: UserSpace) -> list[Path]:
+    return [c for r in _run_dirs(space) for c in sorted(r.glob("checkpoint-*")) if c.is_dir() and not c.is_symlink()]
+
+
+def select_files(space: UserSpace, parts: Sequence[str], paths: Sequence[os.PathLike] | None = None) -> list[FileEntry]:
+    """The files of the chosen parts, relative to the user space (or only below ``paths``)."""
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise MailvoiceError(f"unknown backup part(s) {unknown}: choose from {', '.join(PARTS)}")
+    entries: list[FileEntry] = []
+    if paths is not None:
+        real_runs = os.path.realpath(space.runs)
+        for p in paths:
+            p = Path(p).absolute()
+            real = os.path.realpath(p)
+            if not real.startswith(real_runs + os.sep) or not p.name.startswith("checkpoint-"):
+                raise MailvoiceError("an incremental backup takes a runs/<run>/checkpoint-* folder of this user")
+            entries += _walk_files(space, space.path / Path(real).relative_to(os.path.realpath(space.path)), "checkpoints")
+    else:
+        for part in parts:
+            if part == "data":
+                entries += _walk_files(space, space.data, "data")
+            elif part == "eval":
+                entries += _walk_files(space, space.eval, "eval")
+            elif part == "checkpoints":
+                for c in checkpoint_dirs(space):
+                    entries += _walk_files(space, c, "checkpoints")
+            elif part == "model":
+                for r in _run_dirs(space):
+                    if (r / "final").is_dir():
+                        entries += _walk_files(space, r / "final", "model")
+                entries += _walk_files(space, space.models, "model")
+            elif part == "configs":
+                for r in _run_dirs(space):
+                    for f in sorted(r.iterdir()):
+                        if f.suffix.lower() in _CONFIG_SUFFIXES and is_regular(f):
+                            st = f.lstat()
+                            entries.append(FileEntry(f.relative_to(space.path).as_posix(), f, st.st_size, st.st_mtime, "configs"))
+                entries += _walk_files(space, space.path / "configs", "configs")
+    seen: set[str] = set()
+    unique = []
+    for e in entries:
+        if e.path not in seen:
+            seen.add(e.path)
+            unique.append(e)
+    return unique
+
+
+# --------------------------------------------------------------------------- backup
+
+
+class _HashingWriter:
+    def __init__(self, fh):
+        self.fh = fh
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def write(self, b) -> int:
+        self.sha.update(b)
+        self.count += len(b)
+        self.fh.write(b)
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+
+class _SafeTarStream(TarStream):
+    """Keeps our own error when pyrage wraps a reader failure in its EncryptError."""
+
+    error: BaseException | None = None
+
+    def readinto(self, b) -> int:
+        try:
+            return super().readinto(b)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _now_folder() -> tuple[str, str, _dt.datetime]:
+    now = _dt.datetime.now(_dt.timezone.utc)
+    bid = secrets.token_hex(6)
+    return f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{bid}", bid, now
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+def backup(
+    user_id: str,
+    dest_url: str,
+    *,
+    parts: Sequence[str] = PARTS,
+    recipients: Iterable[str] | str | None = None,
+    passphrase_file: str | os.PathLike | None = None,
+    no_encrypt: bool = False,
+    cleanup: bool = False,
+    root: str | os.PathLike | None = None,
+    storage_options: dict[str, Any] | None = None,
+    paths: Sequence[os.PathLike] | None = None,
+) -> BackupResult:
+    """Stream the chosen parts of one user's space, encrypted, to ``dest_url``; verify; optionally
+    delete the local data and checkpoints that the verified backup holds (``cleanup=True``)."""
+    space = user_space(user_id, root)
+    if not space.exists():
+        raise MailvoiceError(f"no workspace for user {user_id!r}")
+    parts = tuple(dict.fromkeys(parts))
+    entries = select_files(space, parts, paths)
+    if not entries:
+        raise MailvoiceError(f"nothing to back up for user {user_id!r} in parts {', '.join(parts)}")
+
+    recips = _keys.parse_recipients(recipients)
+    passphrase = _keys.load_passphrase(passphrase_file, env=not recips)
+    if no_encrypt:
+        if recips or passphrase_file is not None:
+            raise MailvoiceError("no_encrypt cannot be combined with recipients or a passphrase")
+        msg = (
+            "WARNING: this backup is NOT encrypted: anyone who can read the destination can read "
+            "this user's mail and model"
+        )
+        warnings.warn(msg, UnencryptedBackupWarning, stacklevel=2)
+        log.warning(msg)
+        passphrase = None
+    elif not recips and passphrase is None:
+        raise MailvoiceError(
+            f"no recipient: give an age public key (age1…), set ${_keys.ENV_PASSPHRASE}, "
+            "give a passphrase file, or choose --no-encrypt"
+        )
+
+    store = Store(dest_url, storage_options)
+    folder, bid, now = _now_folder()
+    rel = f"{user_id}/{folder}"
+    archive_name = ARCHIVE_PLAIN if no_encrypt else ARCHIVE_ENC
+    recipient_objs = [r for r, _ in recips]
+    recipient_info = [i.as_dict() for _, i in recips]
+    wrote_anything = False
+    try:
+        key_object = None
+        if passphrase is not None:
+            pub, info, wrapped = _keys.wrap_identity(passphrase)
+            recipient_objs.append(pub)
+            recipient_info.append(info.as_dict())
+            wrote_anything = True
+            store.write_bytes(f"{rel}/{KEY_OBJECT}", wrapped)
+            key_object = KEY_OBJECT
+
+        stream = _SafeTarStream(entries)
+        fh = store.open_write(f"{rel}/{archive_name}")
+        wrote_anything = True
+        hw = _HashingWriter(fh)
+        try:
+            if no_encrypt:
+                shutil.copyfileobj(stream, hw, 4 * 2**20)
+            else:
+                try:
+                    pyrage.encrypt_io(stream, hw, recipient_objs)
+                except Exception as exc:
+                    if stream.error is not None:
+                        raise stream.error from None
+                    if isinstance(exc, MailvoiceError):
+                        raise
+                    raise MailvoiceError(f"encryption or upload failed ({type(exc).__name__})") from None
+        except BaseException:
+            discard(fh)
+            raise
+        try:
+            fh.close()
+        except Exception as exc:
+            raise MailvoiceError(f"upload failed while finishing the archive ({type(exc).__name__})") from None
+        size, digest = hw.count, hw.sha.hexdigest()
+        _verify_object(store, f"{rel}/{archive_name}", size, digest)
+
+        manifest = {
+            "format": FORMAT,
+            "user_id": user_id,
+            "backup_id": bid,
+            "folder": folder,
+            "created_at": now.isoformat(),
+            "created_ts": now.timestamp(),
+            "kind": "incremental" if paths is not None else "full",
+            "parts": list(parts),
+            "encrypted": not no_encrypt,
+            "archive": {"name": archive_name, "size": size, "sha256": digest},
+            "key_object": key_object,
+            "recipients": recipient_info,
+            "files": [e.as_dict() for e in entries],
+            "totals": {"files": len(entries), "bytes": sum(e.size for e in entries)},
+            "tool": {"name": "mailvoice", "version": __version__, "pyrage": _version("pyrage")},
+        }
+        # written last: only now does the backup exist
+        store.write_bytes(f"{rel}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+    except BaseException:
+        if wrote_anything:
+            try:
+                store.rm_tree(rel)
+            except Exception:
+                pass
+        raise
+
+    total = manifest["totals"]["bytes"]
+    audit(space, "backup", paths=len(entries), bytes=total, backup_id=bid, encrypted=not no_encrypt,
+          kind=manifest["kind"], archive_bytes=size)
+    result = BackupResult(bid, folder, _redact(f"{dest_url.rstrip('/')}/{rel}"), not no_encrypt, len(entries), total,
+                          size, digest, manifest)
+    if cleanup:
+        from .retention import delete_backed_up
+
+        result.deleted = delete_backed_up(space, manifest)
+    return result
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _verify_object(store: Store, rel: str, size: int, digest: str, after_upload: bool = True) -> None:
+    """Read the object back: size and sha256 must match what was sent (or what the manifest says)."""
+    bad = ("uploaded archive reads back differently from what was sent: upload not trusted" if after_upload
+           else "backup archive does not match its manifest (truncated, corrupted or tampered with)")
+    got = store.size(rel)
+    if got != size:
+        raise MailvoiceError(bad)
+    raw = store.open_read(rel)
+    try:
+        hr = HashingReader(raw)
+        hr.drain()
+    finally:
+        raw.close()
+    if hr.count != size or hr.sha.hexdigest() != digest:
+        raise MailvoiceError(bad)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_backups(
+    dest_url: str,
+    user_id: str,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    include_incomplete: bool = False,
+) -> list[BackupInfo]:
+    """This user's backups, oldest first; complete ones only unless ``include_incomplete``."""
+    validate_user_id(user_id)
+    store = Store(dest_url, storage_options)
+    return _list(store, user_id, include_incomplete)
+
+
+def _list(store: Store, user_id: str, include_incomplete: bool) -> list[BackupInfo]:
+    out = []
+    for folder in store.ls_dirs(user_id):
+        m = _FOLDER.match(folder)
+        if not m:
+            continue
+        info = BackupInfo(folder, m.group(2), m.group(1), False)
+        try:
+            manifest = json.loads(store.read_bytes(f"{user_id}/{folder}/{MANIFEST}"))
+        except FileNotFoundError:
+            info.reason = "no manifest (interrupted or still uploading)"
+        except (ValueError, UnicodeDecodeError):
+            info.reason = "unreadable manifest"
+        else:
+            if (
+                isinstance(manifest, dict)
+                and manifest.get("format") == FORMAT
+                and manifest.get("user_id") == user_id
+                and manifest.get("folder") == folder
+            ):
+                info.complete, info.manifest = True, manifest
+            else:
+                info.reason = "manifest does not belong to this folder"
+        if info.complete or include_incomplete:
+            out.append(info)
+    return out
+
+
+def _resolve(store: Store, user_id: str, backup_id: str | None, kind: str | None) -> BackupInfo:
+    complete = _list(store, user_id, False)
+    if backup_id:
+        for info in complete:
+            if backup_id in (info.backup_id, info.folder):
+                return info
+        raise MailvoiceError(f"no complete backup {backup_id!r} for user {user_id!r}")
+    if kind in (None, "full"):
+        full = [i for i in complete if i.kind == "full"]
+        if full or kind == "full":
+            complete = full
+    elif kind == "incremental":
+        complete = [i for i in complete if i.kind == "incremental"]
+    elif kind != "any":
+        raise MailvoiceError("kind must be full, incremental or any")
+    if not complete:
+        raise MailvoiceError(f"no complete backup for user {user_id!r} at {_redact(store.url)}")
+    return complete[-1]
+
+
+def latest_backup(
+    dest_url: str,
+    user_id: str,
+    *,
+    kind: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> BackupInfo:
+    """The newest complete backup (``kind=None``: newest full one, else newest incremental)."""
+    validate_user_id(user_id)
+    return _resolve(Store(dest_url, storage_options), user_id, None, kind)
+
+
+# --------------------------------------------------------------------------- decrypting
+
+
+class _Plaintext:
+    """The tar stream of a backup: straight from storage, or out of pyrage in a thread."""
+
+    def __init__(self, store: Store, rel: str, manifest: dict, identities: list):
+        self.manifest = manifest
+        self.raw = store.open_read(f"{rel}/{manifest['archive']['name']}")
+        self.src = HashingReader(self.raw, limit=int(manifest["archive"]["size"]))
+        self.thread = None
+        self.error: BaseException | None = None
+        self.aborted = False
+        if not manifest.get("encrypted", True):
+            self.stream = self.src
+            return
+        rfd, wfd = os.pipe()
+        try:
+            fcntl.fcntl(wfd, 1031, 2**20)  # F_SETPIPE_SZ: fewer context switches
+        except OSError:
+            pass
+        self.stream = os.fdopen(rfd, "rb", buffering=2**20)
+        self._w = os.fdopen(wfd, "wb", buffering=2**20)
+        self.thread = threading.Thread(target=self._decrypt, args=(identities,), daemon=True)
+        self.thread.start()
+
+    def _decrypt(self, identities) -> None:
+        try:
+            pyrage.decrypt_io(self.src, self._w, identities)
+            self._w.flush()
+        except BaseException as exc:
+            if not self.aborted:
+                self.error = exc
+        finally:
+            try:
+                self._w.close()
+            except Exception:
+                pass
+
+    def finish(self) -> None:
+        """Read to the end, wait for the decryptor; raise if anything failed authentication."""
+        buf = bytearray(2**20)
+        if self.thread is None:
+            self.src.drain()
+        else:
+            while self.stream.readinto(buf):
+                pass
+            self.thread.join()
+            self.stream.close()
+        self.raw.close()
+        self._raise_crypto()
+        a = self.manifest["archive"]
+        if self.src.count != int(a["size"]) or self.src.sha.hexdigest() != a["sha256"]:
+            raise MailvoiceError("backup archive does not match its manifest (truncated or tampered with)")
+
+    def abort(self) -> None:
+        """Stop early; raise the decryptor's error if it failed first (it explains the rest)."""
+        if self.thread is not None:
+            if self.thread.is_alive() and self.error is None:
+                self.aborted = True
+            try:
+                self.stream.close()
+            except Exception:
+                pass
+            self.thread.join()
+        try:
+            self.raw.close()
+        except Exception:
+            pass
+        self._raise_crypto()
+
+    def _raise_crypto(self) -> None:
+        exc = self.error
+        if exc is None:
+            return
+        text = str(exc)
+        if "No matching keys" in text:
+            raise MailvoiceError("cannot decrypt backup: wrong key (no identity matches its recipients)") from None
+        if isinstance(exc, (pyrage.DecryptError, OSError)):
+            raise MailvoiceError("backup archive failed authentication: truncated or tampered with") from None
+        raise MailvoiceError(f"decryption failed ({type(exc).__name__})") from None
+
+
+def _identities_for(store: Store, rel: str, manifest: dict, identity_file, passphrase_file) -> list:
+    ids = list(_keys.load_identities(identity_file))
+    if manifest.get("key_object"):
+        passphrase = _keys.load_passphrase(passphrase_file)
+        if passphrase is not None:
+            wrapped = store.read_bytes(f"{rel}/{manifest['key_object']}")
+            ids += _keys.unwrap_identity(wrapped, passphrase)
+    return ids
+
+
+def _expected(manifest: dict) -> dict[str, dict]:
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        raise MailvoiceError("backup manifest is malformed")
+    out = {}
+    for f in files:
+        out[check_relpath(f["path"])] = f
+    return out
+
+
+def _check_archive_size(store: Store, rel: str, manifest: dict) -> None:
+    got = store.size(f"{rel}/{manifest['archive']['name']}")
+    if got is None:
+        raise MailvoiceError("backup archive object is missing")
+    if got != int(manifest["archive"]["size"]):
+        raise MailvoiceError("backup archive is truncated or was replaced (size differs from its manifest)")
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def verify_backup(
+    dest_url: str,
+    user_id: str,
+    backup_id: str | None = None,
+    *,
+    identity_file: str | os.PathLike | None = None,
+    passphrase_file: str | os.PathLike | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> VerifyResult:
+    """Re-check a backup's size and sha256; with a key (or unencrypted), every file's digest too."""
+    validate_user_id(user_id)
+    store = Store(dest_url, storage_options)
+    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    rel, manifest = f"{user_id}/{info.folder}", info.manifest
+    _check_archive_size(store, rel, manifest)
+    ids = _identities_for(store, rel, manifest, identity_file, passphrase_file) if manifest["encrypted"] else []
+    a = manifest["archive"]
+    if manifest["encrypted"] and not ids:
+        _verify_object(store, f"{rel}/{a['name']}", int(a["size"]), a["sha256"], after_upload=False)
+        return VerifyResult(info.backup_id, info.folder, int(a["size"]), a["sha256"], 0, False)
+    pt = _Plaintext(store, rel, manifest, ids)
+    try:
+        seen = read_archive(pt.stream, _expected(manifest), None)
+        pt.finish()
+    except BaseException:
+        pt.abort()
+        raise
+    return VerifyResult(info.backup_id, info.folder, int(a["size"]), a["sha256"], len(seen), True)
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def restore(
+    user_id: str,
+    dest_url: str,
+    *,
+    backup_id: str | None = None,
+    identity_file: str | os.PathLike | None = None,
+    passphrase_file: str | os.PathLike | None = None,
+    force: bool = False,
+    root: str | os.PathLike | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> RestoreResult:
+    """Restore the latest complete backup (or ``backup_id``) into the user's space.
+
+    Everything is decrypted and checked into a private staging folder first; on any error
+    (wrong key, tampered or truncated object, unsafe member) nothing is moved into place.
+    Local files newer than the backup and different from it need ``force=True``.
+    """
+    space = user_space(user_id, root)
+    store = Store(dest_url, storage_options)
+    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    rel, manifest = f"{user_id}/{info.folder}", info.manifest
+    expected = _expected(manifest)
+    _check_archive_size(store, rel, manifest)
+    ids = _identities_for(store, rel, manifest, identity_file, passphrase_file) if manifest["encrypted"] else []
+    if manifest["encrypted"] and not ids:
+        how = "a passphrase" if manifest.get("key_object") else "an identity file"
+        raise MailvoiceError(f"backup is encrypted: give {how} (or set ${_keys.ENV_IDENTITY})")
+
+    space.ensure()
+    conflicts, replaced = _conflicts(space, expected, float(manifest["created_ts"]))
+    if conflicts and not force:
+        raise MailvoiceError(
+            f"{conflicts} local file(s) are newer than backup {info.backup_id} and differ from it: "
+            "use --force to overwrite them"
+        )
+
+    staging = Path(tempfile.mkdtemp(prefix=".vault-restore-", dir=space.path))
+    os.chmod(staging, 0o700)
+    try:
+        pt = _Plaintext(store, rel, manifest, ids)
+        try:
+            seen = read_archive(pt.stream, expected, staging)
+            pt.finish()
+        except BaseException:
+            pt.abort()
+            raise
+        moved = []
+        for item in seen:
+            src = staging.joinpath(*item.path.split("/"))
+            dst = space.path.joinpath(*item.path.split("/"))
+            make_private_dir(dst.parent)
+            if dst.is_symlink() or dst.is_dir():
+                raise MailvoiceError(f"cannot restore {item.path}: a link or folder is in the way")
+            os.replace(src, dst)
+            mtime = expected[item.path].get("mtime")
+            if isinstance(mtime, (int, float)):
+                os.utime(dst, (mtime, mtime))
+            moved.append(item.path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    total = sum(s.size for s in seen)
+    audit(space, "restore", paths=len(moved), bytes=total, backup_id=info.backup_id, replaced=replaced)
+    return RestoreResult(info.backup_id, info.folder, len(moved), total, replaced, moved)
+
+
+def _conflicts(space: UserSpace, expected: dict[str, dict], created_ts: float) -> tuple[int, int]:
+    base = os.path.realpath(space.path)
+    conflicts = replaced = 0
+    for name, f in expected.items():
+        dst = space.path.joinpath(*name.split("/"))
+        parent_real = os.path.realpath(dst.parent)
+        if parent_real != base and not parent_real.startswith(base + os.sep):
+            raise MailvoiceError(f"cannot restore {name}: its folder is a link out of the user space")
+        if not os.path.lexists(dst):
+            continue
+        if dst.is_symlink() or not dst.is_file():
+            raise MailvoiceError(f"cannot restore {name}: a link or folder is in the way")
+        st = dst.stat()
+        same = st.st_size == int(f["size"]) and _sha_file(dst) == f["sha256"]
+        if same:
+            continue
+        replaced += 1
+        if st.st_mtime > created_ts + 1:
+            conflicts += 1
+    return conflicts, replaced
+
+
+def _sha_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(4 * 2**20):
+            h.update(chunk)
+    return h.hexdigest()
+

@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny random Llama (seconds), the real SmolLM2 (built once into the cache)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("MAILVOICE_NO_PROGRESS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SAMPLES = ROOT / "data-samples"
+DANA_MBOX = SAMPLES / "mailboxes" / "dana-sent.mbox"
+MARCUS_MBOX = SAMPLES / "mailboxes" / "contrast-sent.mbox"
+DANA = "dana@willowcreek-design.example"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from mailvoice.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    from mailvoice.models import ensure_preset
+
+    return ensure_preset("smollm2-135m")
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("MAILVOICE_HOME", str(ws))
+    return ws

@@ -1,0 +1,1 @@
+"""Test doubles: local fakes of external services."""
