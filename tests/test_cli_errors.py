@@ -83,11 +83,11 @@ def test_guide_shim_gives_the_same_error(tmp_path):
         (["train", "--config", "configs/lora-config-cpu.yaml", "--backup-to", "s3://b"], "--backup-to"),
         (["deploy", "--model", ".", "--user-id", "u", "--merge"], "--merge"),
         (["evaluate", "--model", ".", "--report", "r.html"], "--report"),
-        (["backup", "--user-id", "u", "--bucket", "b"], "backup"),
+        (["prepare", "--user-id", "u", "--source", "x", "--instructions", "llm"], "--instructions llm"),
     ],
 )
 def test_flags_of_unbuilt_stages_say_not_available(args, flag, tmp_path):
-    r = run(*args, "--workspace", str(tmp_path / "ws")) if args[0] in ("backup", "deploy") else run(*args)
+    r = run(*args, "--workspace", str(tmp_path / "ws")) if args[0] in ("prepare", "deploy") else run(*args)
     line = one_line_error(r)
     assert flag in line and "not available yet" in line
     assert r.returncode == 2

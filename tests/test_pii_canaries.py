@@ -235,9 +235,11 @@ def _html_escape(v: str, rng) -> str:
 
 
 def _split(v: str, splits, rng):
-    i, keep_sep = rng.choice(splits)
-    if keep_sep:
+    i, at_sep = rng.choice(splits)
+    if at_sep and v[i] == " ":  # a wrap replaces the space
         return v[:i], v[i + 1 :]
+    if at_sep:  # a wrap after a hyphen or dot keeps it at the line end
+        return v[: i + 1], v[i + 1 :]
     return v[:i], v[i:]
 
 

@@ -299,42 +299,166 @@ def deploy(
 
 
 # --------------------------------------------------------------------------------------------- vault
-@app.command()
+keys_app = typer.Typer(help="age keys for encrypted backups.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+backup_app = typer.Typer(help="Encrypted, verified backups of one user's data.", invoke_without_command=True)
+app.add_typer(backup_app, name="backup")
+
+Bucket = Annotated[Optional[str], typer.Option("--bucket", help="S3 bucket (--method s3) or a folder/URL (local, any fsspec URL).")]
+Method = Annotated[str, typer.Option("--method", help="s3, local, or url (any fsspec URL in --bucket).")]
+Identity = Annotated[Optional[Path], typer.Option("--identity", envvar="MAILVOICE_AGE_IDENTITY_FILE", help="age identity file (never pass keys on argv).")]
+Passphrase = Annotated[Optional[Path], typer.Option("--passphrase-file", help="File holding a backup passphrase.")]
+
+
+def _dest(method: str, bucket: str | None) -> str:
+    if not bucket:
+        raise MailvoiceError("--bucket is required (an S3 bucket name, or a folder for --method local)")
+    if method == "s3":
+        name = bucket.removeprefix("s3://").strip("/")
+        return f"s3://{name}" if "/" in name else f"s3://{name}/mailvoice"
+    if method in ("local", "url"):
+        return bucket
+    raise MailvoiceError(f"unknown --method {method!r}: use s3, local or url")
+
+
+def _storage(dest: str, sse: str | None = None, storage_class: str | None = None) -> dict | None:
+    if not dest.startswith("s3://"):
+        return None
+    from .vault import storage_options
+
+    return storage_options(dest, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), sse=sse, storage_class=storage_class)
+
+
+@backup_app.callback()
 def backup(
-    user_id: UserId,
-    method: Annotated[str, typer.Option("--method", help="s3 or local.")] = "s3",
-    bucket: Annotated[Optional[str], typer.Option("--bucket")] = None,
-    cleanup: Annotated[bool, typer.Option("--cleanup")] = False,
-    no_encrypt: Annotated[bool, typer.Option("--no-encrypt")] = False,
+    ctx: typer.Context,
+    user_id: Annotated[Optional[str], typer.Option("--user-id")] = None,
+    method: Method = "s3",
+    bucket: Bucket = None,
+    recipient: Annotated[list[str], typer.Option("--recipient", help="age public key or recipients file; repeatable.")] = [],
+    passphrase_file: Passphrase = None,
+    part: Annotated[list[str], typer.Option("--part", help="data, checkpoints, model, configs, eval; repeatable (default all).")] = [],
+    cleanup: Annotated[bool, typer.Option("--cleanup", help="Delete local sensitive data after a verified backup.")] = False,
+    no_encrypt: Annotated[bool, typer.Option("--no-encrypt", help="Store plaintext (not recommended).")] = False,
+    sse: Annotated[Optional[str], typer.Option("--sse", help="S3 server-side encryption (AES256 or aws:kms).")] = None,
+    storage_class: Annotated[Optional[str], typer.Option("--storage-class")] = None,
     workspace: Workspace = None,
 ):
-    """Encrypted backup of a user's data, checkpoints and model."""
+    """Encrypted backup of a user's data, checkpoints and model (tar → age → storage, verified)."""
+    if ctx.invoked_subcommand:
+        return
+    from . import ui
+    from .vault import PARTS
+    from .vault import backup as run_backup
+
+    if not user_id:
+        raise MailvoiceError("--user-id is required")
     _space(user_id, workspace)
-    raise NotAvailableYet("backup")
+    dest = _dest(method, bucket)
+    recipients = recipient or [r for r in os.environ.get("MAILVOICE_AGE_RECIPIENTS", "").split(",") if r]
+    if not (recipients or passphrase_file or no_encrypt or os.environ.get("MAILVOICE_BACKUP_PASSPHRASE")):
+        raise MailvoiceError("no recipient: pass --recipient age1… (see `mailvoice keys new`), --passphrase-file, or --no-encrypt")
+    if no_encrypt:
+        ui.err.print("[bold red]WARNING: --no-encrypt stores your mail and model in plaintext.[/]")
+    with ui.step("backing up (tar → age → upload → verify)"):
+        res = run_backup(user_id, dest, parts=tuple(part) or PARTS, recipients=recipients or None,
+                         passphrase_file=passphrase_file, no_encrypt=no_encrypt, cleanup=cleanup,
+                         root=workspace, storage_options=_storage(dest, sse, storage_class))
+    ui.out.print(f"[green]backup {res.backup_id}[/] {res.files} files, {res.bytes} bytes → {res.location} "
+                 f"({'encrypted' if res.encrypted else 'NOT encrypted'}, verified)")
+    if res.deleted:
+        ui.out.print(f"cleaned up {len(res.deleted)} local paths after the verified backup")
+
+
+@backup_app.command("verify")
+def backup_verify(
+    user_id: UserId,
+    method: Method = "s3",
+    bucket: Bucket = None,
+    backup_id: Annotated[Optional[str], typer.Option("--backup-id")] = None,
+    identity: Identity = None,
+    passphrase_file: Passphrase = None,
+):
+    """Re-check a backup's size and digest (and every file, given the key)."""
+    from . import ui
+    from .vault import verify_backup
+
+    dest = _dest(method, bucket)
+    r = verify_backup(dest, user_id, backup_id, identity_file=identity, passphrase_file=passphrase_file,
+                      storage_options=_storage(dest))
+    ui.out.print(f"[green]ok[/] backup {r.backup_id}: archive {r.archive_size} bytes, sha256 matches"
+                 + (f", {r.files_checked} files decrypted and checked" if r.decrypted else ""))
+
+
+@backup_app.command("list")
+def backup_list(user_id: UserId, method: Method = "s3", bucket: Bucket = None):
+    """Backups of a user, newest last; incomplete ones are marked."""
+    from . import ui
+    from .vault import list_backups
+
+    dest = _dest(method, bucket)
+    for b in list_backups(dest, user_id, storage_options=_storage(dest), include_incomplete=True):
+        ui.out.print(f"{b.backup_id}\t{b.created}\t{b.kind}\t{'complete' if b.complete else 'INCOMPLETE: ' + b.reason}")
 
 
 @app.command()
 def restore(
     user_id: UserId,
-    method: Annotated[str, typer.Option("--method")] = "s3",
-    bucket: Annotated[Optional[str], typer.Option("--bucket")] = None,
+    method: Method = "s3",
+    bucket: Bucket = None,
+    backup_id: Annotated[Optional[str], typer.Option("--backup-id")] = None,
+    identity: Identity = None,
+    passphrase_file: Passphrase = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite newer local data.")] = False,
     workspace: Workspace = None,
 ):
-    """Restore a user's latest complete backup."""
+    """Restore a user's latest complete backup (every digest checked before anything moves)."""
+    from . import ui
+    from .vault import restore as run_restore
+
     _space(user_id, workspace)
-    raise NotAvailableYet("restore")
+    dest = _dest(method, bucket)
+    with ui.step("restoring (download → decrypt → check → move into place)"):
+        r = run_restore(user_id, dest, backup_id=backup_id, identity_file=identity, passphrase_file=passphrase_file,
+                        force=force, root=workspace, storage_options=_storage(dest))
+    ui.out.print(f"[green]restored[/] backup {r.backup_id}: {r.files} files, {r.bytes} bytes ({r.replaced} replaced)")
 
 
 @app.command()
 def cleanup(
     user_id: UserId,
-    keep_model: Annotated[bool, typer.Option("--keep-model")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    keep_model: Annotated[bool, typer.Option("--keep-model", help="Keep every model artefact, checkpoints too.")] = False,
+    delete_model: Annotated[bool, typer.Option("--delete-model", help="Also delete the final model.")] = False,
+    checkpoint_days: Annotated[int, typer.Option("--checkpoint-days", min=0)] = 30,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted.")] = False,
     workspace: Workspace = None,
 ):
-    """Delete a user's sensitive local data per the retention policy."""
+    """Delete a user's sensitive local data per the retention policy (training data; old checkpoints)."""
+    from . import ui
+    from .vault import cleanup as run_cleanup
+
     _space(user_id, workspace)
-    raise NotAvailableYet("cleanup")
+    plan = run_cleanup(user_id, keep_model=keep_model, dry_run=dry_run, checkpoint_days=checkpoint_days,
+                       delete_model=delete_model, root=workspace)
+    verb = "would delete" if dry_run else "deleted"
+    for item in plan.items:
+        ui.out.print(f"{verb} {item.path} ({item.size} bytes): {item.reason}")
+    for kept in plan.kept:
+        ui.out.print(f"kept {kept}")
+    ui.out.print(f"{verb} {len(plan.items)} paths, {plan.total_bytes} bytes")
+
+
+@keys_app.command("new")
+def keys_new(
+    identity: Annotated[Path, typer.Option("--identity", help="Where to write the secret identity (0600).")],
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+):
+    """Create an age identity file; prints only the public key (the recipient)."""
+    from . import ui
+    from .vault import new_identity
+
+    pub = new_identity(identity, overwrite=overwrite)
+    ui.out.print(f"wrote {identity} (keep it offline and private)\nrecipient: {pub}")
 
 
 # --------------------------------------------------------------------------------------------- models

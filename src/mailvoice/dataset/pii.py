@@ -40,9 +40,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+_WEAK = "SECRET_WEAK"  # high-entropy guess: reported as SECRET, loses to any typed detection
 LABELS = ("EMAIL", "PHONE", "CARD", "SSN", "IBAN", "IP", "SECRET", "URL")
 # When two detections overlap, the longer wins; on equal length, the earlier in this order.
-_PRIORITY = {lbl: i for i, lbl in enumerate(("SECRET", "CARD", "IBAN", "SSN", "EMAIL", "URL", "PHONE", "IP"))}
+_PRIORITY = {
+    lbl: i for i, lbl in enumerate(("SECRET", "CARD", "IBAN", "SSN", "EMAIL", "URL", "IP", "PHONE", _WEAK))
+}
 
 URL_RE = re.compile(r"(?<![\w@])(?:https?://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", re.I)
 CARD_RE = re.compile(r"(?<![\d-])[2-6]\d{3}(?:[ -]?\d){8,15}(?![\d])")
@@ -51,6 +54,7 @@ PEM_RE = re.compile(
     r"(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?:[^\n]*\n?)(?:[ \t>]*[A-Za-z0-9+/=:-]{16,}[ \t]*\n?)*)",
     re.S,
 )
+_TOKEN_TAIL = re.compile(r"(?:[\w+/=-]|\.(?=[\w-]))*")
 TOKEN_RE = re.compile(r"(?<![\w/+=-])[A-Za-z0-9+/_=-]{20,}(?![\w/+=-])")
 _KEY_WORDS = r"(?:api[ _-]?key|access[ _-]?key|secret(?:[ _-]?key)?|token|auth[ _-]?token|bearer|client[ _-]?secret)"
 KEYED_RE = re.compile(_KEY_WORDS + r"\s*(?:is|was|=|:)?\s*[:=]?\s*[\"'“]?([A-Za-z0-9+/_=.-]{12,})", re.I)
@@ -290,7 +294,9 @@ def _detect_secrets(t: str, found: list, kinds: frozenset) -> None:
     for rx, check in _secret_plugins():
         for m in rx.finditer(t):
             if m.end() > m.start() and (check is None or check(m.group(0))):
-                found.append((m.start(), m.end(), "SECRET"))
+                # plugin regexes can stop early (the JWT one is lazy and drops the signature)
+                end = _TOKEN_TAIL.match(t, m.end()).end()
+                found.append((m.start(), end, "SECRET"))
     for m in TOKEN_RE.finditer(t):
         tok = m.group(0)
         core = tok.strip("=-_")
@@ -301,14 +307,14 @@ def _detect_secrets(t: str, found: list, kinds: frozenset) -> None:
             and any(c.isupper() for c in core)
             and shannon_entropy(core) >= 3.7
         ):
-            found.append((m.start(), m.end(), "SECRET"))
+            found.append((m.start(), m.end(), _WEAK))
 
 
 def _detect_prose_secrets(t: str, found: list) -> None:
     for m in KEYED_RE.finditer(t):
         val = m.group(1).rstrip(".")
         if any(c.isdigit() for c in val) and any(c.isalpha() for c in val):
-            found.append((m.start(1), m.start(1) + len(val), "SECRET"))
+            found.append((m.start(1), m.start(1) + len(val), "SECRET", m.start()))
     for m in PASSWORD_RE.finditer(t):
         val = m.group("val").rstrip(".,;:!?)]}")
         if not val:
@@ -320,7 +326,36 @@ def _detect_prose_secrets(t: str, found: list) -> None:
             continue
         if not strong_sep and not (val.isalpha() or any(not c.isalpha() for c in val)):
             continue
-        found.append((m.start("val"), m.start("val") + len(val), "SECRET"))
+        found.append((m.start("val"), m.start("val") + len(val), "SECRET", m.start()))
+
+
+_PHONE_CONTEXT = re.compile(r"\b(?:call|phone|tel|telephone|mobile|mob|cell|ph|fax|whatsapp|text|ring|dial)\b", re.I)
+
+
+def _phone_plausible(t: str, s: int, e: int, region: str) -> bool:
+    """Valid per libphonenumber is not enough: "Order no. 4503217789" is a valid US number.
+    Keep a match written as a phone is written: with a ``+``/``00`` prefix, in groups of at most
+    four digits or grouped as libphonenumber formats that number; bare digit runs only after a
+    phone word ("call", "tel", "mobile", ...)."""
+    import phonenumbers
+
+    v = t[s:e]
+    if v.startswith(("+", "00")):
+        return True
+    groups = [len(g) for g in re.findall(r"\d+", v)]
+    if len(groups) == 1:
+        return bool(_PHONE_CONTEXT.search(t, max(0, s - 30), s))
+    if max(groups) <= 4:
+        return True
+    try:
+        n = phonenumbers.parse(v, region)
+    except phonenumbers.NumberParseException:
+        return False
+    for fmt in (phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.INTERNATIONAL):
+        formatted = [len(g) for g in re.findall(r"\d+", phonenumbers.format_number(n, fmt))]
+        if formatted[-len(groups) :] == groups:
+            return True
+    return bool(_PHONE_CONTEXT.search(t, max(0, s - 30), s))
 
 
 _NO_PHONE = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
@@ -332,6 +367,8 @@ def _detect(t: str, kinds: frozenset, *, keep_urls: bool, region: str) -> list[t
         entities = None if "phone" in kinds else _NO_PHONE
         for r in _engine((region,)).analyze(text=t, language="en", entities=entities, score_threshold=0.3):
             label = _PRESIDIO_LABEL.get(r.entity_type)
+            if label == "PHONE" and not _phone_plausible(t, r.start, r.end, region):
+                continue
             if label and r.score >= _MIN_SCORE.get(label, 0.3):
                 found.append((r.start, r.end, label))
     if "card" not in kinds:
@@ -386,21 +423,37 @@ def scrub(
     counts: Counter = Counter()
     if not text:
         return Scrubbed(text or "", counts)
-    found: list[tuple[int, int, str]] = []
+    found: list = []
     for view, kinds, crossing_only in _views(text):
-        for s, e, lbl in _detect(view.text, kinds, keep_urls=keep_urls, region=region.upper()):
+        for s, e, lbl, *anchor in _detect(view.text, kinds, keep_urls=keep_urls, region=region.upper()):
             if e <= s:
                 continue
             a, b = view.orig(s, e)
-            if crossing_only and not JOINER_RE.search(text, a, b):
+            # prose passwords: "password is\n> X" crosses the break even though X does not
+            ctx_a = view.orig(anchor[0], anchor[0] + 1)[0] if anchor else a
+            crossing = bool(JOINER_RE.search(text, ctx_a, b))
+            if crossing_only and not crossing:
                 continue
-            found.append((a, b, lbl))
+            found.append((a, b, lbl, crossing))
+    # A high-entropy guess glued across a break must not override a value found within a line
+    # ("Card: 4111…1111\nLondon" glued is a token; it is still a card, and London stays).
+    plain = [f for f in found if not f[3]]
+    found = [
+        (a, b, lbl)
+        for a, b, lbl, crossing in found
+        if not (
+            crossing
+            and lbl == _WEAK
+            and any(a < pb and pa < b and plbl not in ("SECRET", _WEAK) for pa, pb, plbl, _ in plain)
+        )
+    ]
     if protect and found:
         guarded = _protected_spans(text, protect)
         found = [f for f in found if not any(f[0] < pe and ps < f[1] for ps, pe in guarded)]
     parts: list[str] = []
     pos = 0
     for s, e, lbl in _resolve(found):
+        lbl = "SECRET" if lbl == _WEAK else lbl
         parts.append(text[pos:s])
         parts.append(f"<{lbl}>")
         # keep the line structure of a value that crossed a break: "<CARD>\n> rest"

@@ -151,9 +151,9 @@ def read_sources(
     stats: SourceStats | None = None,
 ) -> Iterator[MailRecord]:
     """The user's own mail from every spec, in order, deduplicated by ``message_id`` across
-    sources. ``specs`` may hold already-opened ``Source``s. Sources are opened now (so a bad path fails before any work); messages are read
-    lazily. Every skipped message is counted in ``stats``; only a source that cannot be read
-    at all raises."""
+    sources. ``specs`` may hold already-opened ``Source``s. Sources are opened now (so a bad
+    path fails before any work); messages are read lazily. Every skipped message is counted
+    in ``stats``; only a source that cannot be read at all raises."""
     if isinstance(specs, str):
         specs = [specs]
     users = normalise_emails(user_emails)

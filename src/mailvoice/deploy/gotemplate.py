@@ -1,0 +1,108 @@
+"""Render the subset of Go's text/template that our Ollama TEMPLATEs use.
+
+Ollama renders a model's TEMPLATE with Go's text/template over ``.System``, ``.Prompt``,
+``.Response`` and ``.Messages`` (each with ``.Role`` / ``.Content``). The test Ollama server and
+``mailvoice serve`` render prompts with the very TEMPLATE string that ``chat.ChatFormat`` ships to
+Ollama, so what they feed llama.cpp is what a real Ollama would feed it; the tests compare that
+text (and its token ids) with ``ChatFormat.render_prompt``, the training layout.
+
+Supported: ``{{ .Field }}``, ``{{ if .Field }}…{{ else }}…{{ end }}``, ``{{ range .Messages }}…
+{{ end }}`` and the ``{{-`` / ``-}}`` whitespace trims. Anything else raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
+
+
+def _tokens(src: str):
+    pos = 0
+    out: list[tuple[str, str]] = []
+    for m in _ACTION.finditer(src):
+        text = src[pos : m.start()]
+        if m.group(1):
+            text = text.rstrip()
+        if out and out[-1][0] == "trim_next":
+            out.pop()
+            text = text.lstrip()
+        out.append(("text", text))
+        out.append(("action", m.group(2)))
+        if m.group(3):
+            out.append(("trim_next", ""))
+        pos = m.end()
+    text = src[pos:]
+    if out and out[-1][0] == "trim_next":
+        out.pop()
+        text = text.lstrip()
+    out.append(("text", text))
+    return out
+
+
+def _parse(tokens, i=0, stop=("end",)):
+    """→ (nodes, index after the closing action, the closing action)."""
+    nodes = []
+    while i < len(tokens):
+        kind, val = tokens[i]
+        i += 1
+        if kind == "text":
+            if val:
+                nodes.append(("text", val))
+            continue
+        head = val.split()[0] if val else ""
+        if head in stop:
+            return nodes, i, head
+        if head == "if":
+            body, i, closer = _parse(tokens, i, ("end", "else"))
+            other = []
+            if closer == "else":
+                other, i, _ = _parse(tokens, i, ("end",))
+            nodes.append(("if", _field(val[2:].strip()), body, other))
+        elif head == "range":
+            body, i, _ = _parse(tokens, i, ("end",))
+            nodes.append(("range", _field(val[5:].strip()), body))
+        elif val.startswith("."):
+            nodes.append(("field", _field(val)))
+        else:
+            raise ValueError(f"unsupported template action: {{{{ {val} }}}}")
+    if stop != ("end",) or nodes is None:
+        pass
+    return nodes, i, None
+
+
+def _field(expr: str) -> str:
+    if not re.fullmatch(r"\.[A-Za-z_]+", expr):
+        raise ValueError(f"unsupported template expression: {expr}")
+    return expr[1:]
+
+
+def _lookup(ctx: dict, name: str):
+    return ctx.get(name, ctx.get(name.lower(), ""))
+
+
+def _render(nodes, ctx: dict, out: list[str]) -> None:
+    for node in nodes:
+        kind = node[0]
+        if kind == "text":
+            out.append(node[1])
+        elif kind == "field":
+            v = _lookup(ctx, node[1])
+            out.append("" if v is None else str(v))
+        elif kind == "if":
+            _render(node[2] if _lookup(ctx, node[1]) else node[3], ctx, out)
+        elif kind == "range":
+            for item in _lookup(ctx, node[1]) or []:
+                _render(node[2], {k[:1].upper() + k[1:]: v for k, v in item.items()}, out)
+
+
+def render(template: str, *, system: str = "", prompt: str = "", messages: list[dict] | None = None,
+           response: str = "") -> str:
+    """Render like Ollama does: a prompt given without messages becomes one user message."""
+    if messages is None:
+        messages = [{"role": "user", "content": prompt}] if prompt else []
+    nodes, _, _ = _parse(_tokens(template))
+    out: list[str] = []
+    ctx = {"System": system, "Prompt": prompt, "Response": response, "Messages": messages}
+    _render(nodes, ctx, out)
+    return "".join(out)
