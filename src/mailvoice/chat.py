@@ -58,6 +58,8 @@ class ChatFormat:
                 f"<|im_start|>assistant\n"
             )
         if self.name == "llama3":
+            # Llama 3.1's template trims every message (`| trim`); so do we.
+            system, user = system.strip(), user.strip()
             return (
                 "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
                 f"Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n{system}<|eot_id|>"
@@ -67,6 +69,8 @@ class ChatFormat:
         raise ValueError(self.name)
 
     def render_reply(self, reply: str) -> str:
+        if self.name == "llama3":
+            reply = reply.strip()
         return f"{reply}{self.end_token}"
 
 

@@ -457,7 +457,8 @@ def scrub(
         parts.append(text[pos:s])
         parts.append(f"<{lbl}>")
         # keep the line structure of a value that crossed a break: "<CARD>\n> rest"
-        parts.extend(m.group(0) for m in JOINER_RE.finditer(text, s, e) if "\n" in m.group(0))
+        if not text.startswith("-----BEGIN", s):  # a key block goes whole
+            parts.extend(m.group(0) for m in JOINER_RE.finditer(text, s, e) if "\n" in m.group(0))
         counts[lbl] += 1
         pos = e
     parts.append(text[pos:])

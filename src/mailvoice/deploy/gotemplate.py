@@ -6,7 +6,7 @@ Ollama renders a model's TEMPLATE with Go's text/template over ``.System``, ``.P
 Ollama, so what they feed llama.cpp is what a real Ollama would feed it; the tests compare that
 text (and its token ids) with ``ChatFormat.render_prompt``, the training layout.
 
-Supported: ``{{ .Field }}``, ``{{ if .Field }}…{{ else }}…{{ end }}``, ``{{ range .Messages }}…
+Supported: ``{{ .Field }}``, ``{{ if .Field }}`` / ``{{ if eq|ne .Field "text" }}``…{{ else }}…{{ end }}``, ``{{ range .Messages }}…
 {{ end }}`` and the ``{{-`` / ``-}}`` whitespace trims. Anything else raises ``ValueError``.
 """
 
@@ -58,7 +58,7 @@ def _parse(tokens, i=0, stop=("end",)):
             other = []
             if closer == "else":
                 other, i, _ = _parse(tokens, i, ("end",))
-            nodes.append(("if", _field(val[2:].strip()), body, other))
+            nodes.append(("if", _cond(val[2:].strip()), body, other))
         elif head == "range":
             body, i, _ = _parse(tokens, i, ("end",))
             nodes.append(("range", _field(val[5:].strip()), body))
@@ -66,9 +66,24 @@ def _parse(tokens, i=0, stop=("end",)):
             nodes.append(("field", _field(val)))
         else:
             raise ValueError(f"unsupported template action: {{{{ {val} }}}}")
-    if stop != ("end",) or nodes is None:
-        pass
     return nodes, i, None
+
+
+def _cond(expr: str):
+    m = re.fullmatch(r'(eq|ne)\s+(\.[A-Za-z_]+)\s+"([^"]*)"', expr)
+    if m:
+        return (m.group(1), _field(m.group(2)), m.group(3))
+    return ("truthy", _field(expr), None)
+
+
+def _test(cond, ctx) -> bool:
+    op, name, arg = cond
+    v = _lookup(ctx, name)
+    if op == "eq":
+        return v == arg
+    if op == "ne":
+        return v != arg
+    return bool(v)
 
 
 def _field(expr: str) -> str:
@@ -90,19 +105,49 @@ def _render(nodes, ctx: dict, out: list[str]) -> None:
             v = _lookup(ctx, node[1])
             out.append("" if v is None else str(v))
         elif kind == "if":
-            _render(node[2] if _lookup(ctx, node[1]) else node[3], ctx, out)
+            _render(node[2] if _test(node[1], ctx) else node[3], ctx, out)
         elif kind == "range":
             for item in _lookup(ctx, node[1]) or []:
                 _render(node[2], {k[:1].upper() + k[1:]: v for k, v in item.items()}, out)
 
 
-def render(template: str, *, system: str = "", prompt: str = "", messages: list[dict] | None = None,
-           response: str = "") -> str:
-    """Render like Ollama does: a prompt given without messages becomes one user message."""
-    if messages is None:
-        messages = [{"role": "user", "content": prompt}] if prompt else []
+def collate(messages: list[dict]) -> tuple[str, list[dict]]:
+    """Ollama's ``template.collate``: system texts joined into ``.System`` (they also stay in
+    ``.Messages``); consecutive messages of one role merged with a blank line."""
+    system, out = [], []
+    for m in messages:
+        m = {"role": m.get("role", "user"), "content": m.get("content", "")}
+        if m["role"] == "system":
+            system.append(m["content"])
+        if out and out[-1]["role"] == m["role"] and m["role"] != "tool":
+            out[-1]["content"] += "\n\n" + m["content"]
+        else:
+            out.append(m)
+    return "\n\n".join(system), out
+
+
+def render(template: str, messages: list[dict]) -> str:
+    """Render ``template`` for a chat the way Ollama's ``Template.Execute`` does."""
+    system, collated = collate(messages)
     nodes, _, _ = _parse(_tokens(template))
     out: list[str] = []
-    ctx = {"System": system, "Prompt": prompt, "Response": response, "Messages": messages}
-    _render(nodes, ctx, out)
+    _render(nodes, {"System": system, "Messages": collated, "Prompt": "", "Response": ""}, out)
     return "".join(out)
+
+
+def generate_messages(prompt: str, *, system: str | None, model_system: str = "") -> list[dict]:
+    """What Ollama's /api/generate feeds the template: the request's system (or the model's
+    SYSTEM) as a system message, then the prompt as the user message."""
+    msgs = []
+    if system or model_system:
+        msgs.append({"role": "system", "content": system or model_system})
+    msgs.append({"role": "user", "content": prompt})
+    return msgs
+
+
+def chat_messages(messages: list[dict], *, model_system: str = "") -> list[dict]:
+    """What Ollama's /api/chat feeds the template: the model's SYSTEM first unless the request
+    brings its own system message."""
+    if model_system and not any(m.get("role") == "system" for m in messages):
+        return [{"role": "system", "content": model_system}, *messages]
+    return list(messages)

@@ -332,22 +332,25 @@ def content_overlap(predictions: Sequence[str], references: Sequence[str]) -> di
 
 
 # ------------------------------------------------------------------------------------ PII
-def find_pii(text: str, region: str = "US") -> set[str]:
-    """The raw PII values the scrubber would replace (same detectors as ``dataset.pii``)."""
-    import phonenumbers
+_PLACEHOLDER = re.compile(r"(<(?:EMAIL|PHONE|CARD|SSN|IBAN|IP|SECRET|URL)>)")
 
-    from ..dataset import pii
 
-    found: set[str] = set()
+def find_pii(text: str, *, keep_urls: bool = True) -> set[str]:
+    """The raw values ``dataset.pii.scrub`` would replace in ``text`` (the same detectors, by
+    aligning its output with the input: literal text between placeholders is kept verbatim)."""
+    from ..dataset.pii import scrub
+
     if not text:
-        return found
-    found.update(m.group(0).lower() for m in pii.EMAIL_RE.finditer(text))
-    found.update(m.group(0) for m in pii.IBAN_RE.finditer(text) if pii.iban_ok(m.group(0)))
-    found.update(m.group(0) for m in pii.CARD_RE.finditer(text) if pii.luhn_ok(re.sub(r"\D", "", m.group(0))))
-    found.update(m.group(0) for m in pii.SSN_RE.finditer(text))
-    for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
-        found.add(m.raw_string)
-    return found
+        return set()
+    scrubbed = scrub(text, keep_urls=keep_urls).text
+    parts = _PLACEHOLDER.split(scrubbed)
+    if len(parts) == 1:
+        return set()
+    pattern = "".join("(.+?)" if i % 2 else re.escape(p) for i, p in enumerate(parts))
+    m = re.fullmatch(pattern, text, re.S)
+    if not m:
+        return set()
+    return {v.strip().lower() if "@" in v else v.strip() for v in m.groups() if v.strip()}
 
 
 def _pii_key(value: str) -> str:
