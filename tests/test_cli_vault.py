@@ -58,3 +58,27 @@ def test_backup_without_a_recipient_is_refused(tmp_path):
     r = sh("backup-training-data.sh", "--method", "local", "--bucket", str(tmp_path / "s"), "--user-id", "dana", env=env)
     assert r.returncode == 1 and r.stderr.strip().startswith("error: no recipient")
     assert not (tmp_path / "s").exists()
+
+
+def test_train_backup_to_uploads_every_checkpoint_encrypted(tmp_path, tiny_model):
+    import json
+
+    from mailvoice.vault import list_backups, new_identity
+    from test_train_tiny import _write_data
+
+    ws = tmp_path / "ws"
+    _write_data(ws / "dana" / "data")
+    pub = new_identity(tmp_path / "id.txt")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"base_model: {tiny_model}\nmax_steps: 4\nsave_steps: 2\nper_device_train_batch_size: 2\nreport_to: []\n")
+    env = {**os.environ, "MAILVOICE_HOME": str(ws), "MAILVOICE_NO_PROGRESS": "1", "PYTHONPATH": str(ROOT / "src")}
+    store = tmp_path / "store"
+    r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "mailvoice", "train", "--config", str(cfg),
+                        "--user-id", "dana", "--backup-to", str(store), "--recipient", pub],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    backups = list_backups(str(store), "dana")
+    assert len(backups) == 2 and all(b.kind == "incremental" for b in backups)
+    names = {f["path"] for b in backups for f in b.manifest["files"]}
+    assert any("checkpoint-2" in n for n in names) and any("checkpoint-4" in n for n in names)
+    assert not any("train_chat" in n for n in names)

@@ -172,7 +172,9 @@ def train(
     max_steps: Annotated[Optional[int], typer.Option("--max-steps")] = None,
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Override base_model.")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Show the resolved config and exit.")] = False,
-    backup_to: Annotated[Optional[str], typer.Option("--backup-to")] = None,
+    backup_to: Annotated[Optional[str], typer.Option("--backup-to", help="Upload every checkpoint, encrypted, here (s3://…, a folder, any fsspec URL).")] = None,
+    recipient: Annotated[list[str], typer.Option("--recipient", help="age public key for --backup-to; repeatable.")] = [],
+    passphrase_file: Annotated[Optional[Path], typer.Option("--passphrase-file", help="For --backup-to.")] = None,
     accelerate_config: Annotated[Optional[Path], typer.Option("--accelerate-config", help="Write an FSDP+QLoRA accelerate config here and exit.")] = None,
     num_gpus: Annotated[int, typer.Option("--num-gpus", min=1, help="With --accelerate-config.")] = 8,
     workspace: Workspace = None,
@@ -181,8 +183,6 @@ def train(
     from . import ui
     from .train.config import load_config
 
-    if backup_to:
-        raise NotAvailableYet("--backup-to")
     cfg = load_config(config, {"max_steps": max_steps, "base_model": base_model})
     if accelerate_config:
         from .train.accelerate import LAUNCH, write_fsdp_config
@@ -197,7 +197,16 @@ def train(
         typer.echo(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
         return
     data_dir, run_dir = _train_paths(cfg, user_id, data, output, workspace)
-    result = _run_training(cfg, data_dir, run_dir, resume_from_checkpoint)
+    hook = None
+    if backup_to:
+        from .vault import make_checkpoint_hook
+
+        if not user_id:
+            raise MailvoiceError("--backup-to needs --user-id (backups are per user)")
+        recipients = recipient or [r for r in os.environ.get("MAILVOICE_AGE_RECIPIENTS", "").split(",") if r]
+        hook = make_checkpoint_hook(backup_to, user_id, recipients or None, passphrase_file=passphrase_file,
+                                    root=workspace, storage_options=_storage(backup_to))
+    result = _run_training(cfg, data_dir, run_dir, resume_from_checkpoint, hook)
     s = result.summary
     ui.out.print(
         f"[green]trained[/] {s['steps']} steps in {s['wall_time_s']:.0f}s "
@@ -216,7 +225,7 @@ def _train_paths(cfg, user_id, data, output, workspace):
     return Path(data_dir), Path(run_dir)
 
 
-def _run_training(cfg, data_dir, run_dir, resume):
+def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None):
     from . import ui
     from .train.run import train as run_train
 
@@ -226,6 +235,7 @@ def _run_training(cfg, data_dir, run_dir, resume):
             data_dir=data_dir,
             run_dir=run_dir,
             resume=resume,
+            on_checkpoint=on_checkpoint,
             progress=lambda step, total, logs: tick(total=total, completed=step),
             notice=ui.notice,
         )
