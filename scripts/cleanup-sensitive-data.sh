@@ -1,9 +1,3 @@
 #!/usr/bin/env bash
 # The guide's `bash scripts/cleanup-sensitive-data.sh …`: a shim for `mailvoice cleanup …`.
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-py="${MAILVOICE_PYTHON:-}"
-if [ -z "$py" ]; then
-  if [ -x "$here/.venv/bin/python" ]; then py="$here/.venv/bin/python"; else py="$(command -v python3)"; fi
-fi
-PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}" exec "$py" -m mailvoice cleanup "$@"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/_mailvoice.sh" cleanup "$@"
