@@ -28,6 +28,7 @@ from ..chat import SYSTEM_PROMPT, instruction_for, task_line
 from ..errors import MailvoiceError
 from ..sources.record import MailRecord
 from ..workspace import make_private_dir, write_json, write_jsonl
+from .filters import NearDuplicateIndex, is_one_liner, language_ok, one_liner_cap
 from .pii import scrub
 
 FORMATS = ("alpaca", "chat", "both")
@@ -43,6 +44,8 @@ class DatasetOptions:
     seed: int = 42
     format: str = "both"
     keep_urls: bool = False
+    languages: tuple[str, ...] | None = None  # e.g. ("en", "de"); None keeps every language
+    near_dup_threshold: float = 0.8  # Jaccard on word 5-gram shingles (MinHash LSH); 1.0 = exact only
     plant_canaries: int = 0  # canaries.py: unique secrets planted in train replies, for evaluate
     canary_repeats: int = 4
 
@@ -103,6 +106,19 @@ def _recipient_name(rec: MailRecord) -> str:
     return name.capitalize() if name.isalpha() else ""
 
 
+def _protect_names(records: Sequence[MailRecord]) -> list[str]:
+    """The user's own display names and first names: voice, never scrubbed as PII."""
+    names: Counter = Counter()
+    for r in records:
+        name = (r.from_name or "").strip().strip('"')
+        if name and "@" not in name:
+            names[name] += 1
+            first = name.split()[0].strip(",")
+            if len(first) >= 2:
+                names[first] += 1
+    return [n for n, _ in names.most_common(10)]
+
+
 def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: BuildStats) -> list[Example]:
     """Clean each record and turn it into an instruction pair. Pure apart from the counters."""
     from ..clean import extract_author_text, learn_signatures
@@ -112,7 +128,8 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
     signatures = learn_signatures(bodies)
     stats.stages["records"] = len(records)
     examples: list[Example] = []
-    seen: set[str] = set()
+    dedupe = NearDuplicateIndex(opts.near_dup_threshold)
+    protect = _protect_names(records)
     one_liners: list[Example] = []
     for rec in records:
         ex = extract_author_text(rec.text, rec.html, signatures=signatures)
@@ -125,13 +142,14 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
         if words > opts.max_words:
             stats.dropped["too_long"] += 1
             continue
-        key = _norm_key(ex.text)
-        if key in seen:
-            stats.dropped["duplicate_text"] += 1
+        if not language_ok(ex.text, opts.languages):
+            stats.dropped["language"] += 1
             continue
-        seen.add(key)
-        out = scrub(ex.text, keep_urls=opts.keep_urls)
-        ctx = scrub(ex.quoted, keep_urls=opts.keep_urls) if ex.quoted else None
+        if not dedupe.add(rec.message_id, ex.text):
+            stats.dropped[dedupe.last_reason or "duplicate_text"] += 1  # duplicate_text / near_duplicate
+            continue
+        out = scrub(ex.text, keep_urls=opts.keep_urls, protect=protect)
+        ctx = scrub(ex.quoted, keep_urls=opts.keep_urls, protect=protect) if ex.quoted else None
         stats.pii.update(out.counts)
         if ctx:
             stats.pii.update(ctx.counts)
@@ -148,11 +166,11 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
             recipient=recipient,
             subject=subject,
         )
-        if words <= 3 and "\n" not in ex.text.strip():
+        if is_one_liner(ex.text):
             one_liners.append(example)
         else:
             examples.append(example)
-    cap = int(opts.one_liner_share * max(len(examples), 1))
+    cap = one_liner_cap(len(examples), opts.one_liner_share)
     if len(one_liners) > cap:
         stats.dropped["one_liner_cap"] += len(one_liners) - cap
     examples.extend(one_liners[:cap])

@@ -306,6 +306,7 @@ def _detect_secrets(t: str, found: list, kinds: frozenset) -> None:
             and any(c.islower() for c in core)
             and any(c.isupper() for c in core)
             and shannon_entropy(core) >= 3.7
+            and not ("/" in core and max(len(seg) for seg in core.split("/")) < 16)  # a URL or file path
         ):
             found.append((m.start(), m.end(), _WEAK))
 
