@@ -83,8 +83,11 @@ def test_near_duplicate_threshold_configurable():
         idx.add("a", " ".join(base))
     assert not loose.add("b", " ".join(variant))
     assert strict.add("b", " ".join(variant))
-    with pytest.raises(ValueError):
-        NearDuplicateIndex(0.0)
+    from mailvoice.errors import MailvoiceError
+
+    for bad in (0.0, 0.99):
+        with pytest.raises(MailvoiceError, match="between 0.05 and 0.95"):
+            NearDuplicateIndex(bad)
 
 
 def test_one_liner():

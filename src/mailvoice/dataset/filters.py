@@ -11,6 +11,8 @@ Pure functions and one small index; ``build.make_examples`` wires them and count
 
 from __future__ import annotations
 
+from mailvoice.errors import MailvoiceError
+
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -77,8 +79,9 @@ class NearDuplicateIndex:
     def __init__(self, threshold: float = 0.8, *, num_perm: int = 128, shingle_size: int = 5, seed: int = 1):
         from datasketch import MinHashLSH
 
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("near-duplicate threshold must be in (0, 1]")
+        if not 0.05 <= threshold <= 0.95:
+            # datasketch's LSH cannot band above ~0.95 with 128 permutations (b < 2)
+            raise MailvoiceError(f"near-duplicate threshold must be between 0.05 and 0.95, got {threshold}")
         self.threshold = threshold
         self.num_perm = num_perm
         self.shingle_size = shingle_size

@@ -1,7 +1,16 @@
-"""The ``prepare`` recipe: sources → records.jsonl → cleaned pairs → the guide's dataset files."""
+"""The ``prepare`` recipe: sources → records.jsonl → cleaned pairs → the guide's dataset files.
+
+Incremental by construction: the records of earlier runs (``records.jsonl`` in the output
+folder) are read again and merged with what the sources add (deduplicated by Message-ID), and
+an IMAP source's UID state is moved into place only once the whole run has succeeded, so a
+failed run never makes the next one skip mail.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,10 +39,23 @@ def prepare(
     tokenizer=None,
     notice=print,
 ) -> PrepareResult:
-    from ..sources import SourceStats, open_source, read_sources, write_records
-
     opts = opts or DatasetOptions()
-    opened = [open_source(s) for s in sources]  # fails on a bad path before any work
+    out_dir = Path(out_dir)
+    staging = tempfile.mkdtemp(prefix="mailvoice-prepare-")  # 0700, holds the IMAP state until success
+    try:
+        return _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, notice, Path(staging))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, notice, staging) -> PrepareResult:
+    from ..sources import SourceStats, read_sources, write_records
+
+    state = out_dir / IMAP_STATE
+    staged_state = staging / IMAP_STATE
+    if state.is_file():
+        shutil.copy2(state, staged_state)
+    opened = [_open(s, staged_state) for s in sources]  # fails on a bad path before any work
     emails = [e.strip().lower() for e in user_emails if e.strip()]
     if db_url:
         from ..sources.emailai import open_emailai
@@ -48,6 +70,9 @@ def prepare(
         emails = [_most_frequent_sender(opened)]
         inferred = True
         notice("no --user-email given: using the most frequent sender address in the sources as yours")
+    previous = out_dir / "records.jsonl"
+    if previous.is_file():
+        opened.insert(0, _previous_records_source(previous))
     stats = SourceStats()
     records = list(read_sources(opened, user_emails=emails, stats=stats))
     # build first: it raises (too few emails, …) before anything is written
@@ -59,8 +84,46 @@ def prepare(
         source_stats=stats.as_dict(),
         tokenizer=tokenizer,
     )
-    write_records(records, Path(out_dir) / "records.jsonl")
+    write_records(records, out_dir / "records.jsonl")
+    if staged_state.is_file():
+        os.replace(staged_state, state)
+        os.chmod(state, 0o600)
     return PrepareResult(out_dir, metadata, emails, inferred)
+
+
+IMAP_STATE = "imap-state.json"
+
+
+def _open(spec: str, state_path: Path):
+    from ..sources import open_source
+
+    if spec.startswith(("imap://", "imaps://")):
+        from ..sources.imap import open_imap
+
+        return open_imap(spec, state_path=state_path)
+    return open_source(spec)
+
+
+def _previous_records_source(path: Path):
+    from ..sources import Source
+
+    class PreviousRecords(Source):
+        """The records an earlier run kept: already the user's own, so they bypass the filters."""
+
+        name = "previous-run"
+
+        def iter_raw(self):
+            return iter(())
+
+        def records(self, *, user_emails, stats):
+            from ..sources import read_records
+
+            for rec in read_records(path):
+                stats.seen += 1
+                yield rec
+
+    return PreviousRecords()
+
 
 
 def _most_frequent_sender(opened) -> str:
