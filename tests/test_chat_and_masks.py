@@ -83,3 +83,16 @@ def test_format_detection_rejects_unknown_layouts(tiny_model):
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
     assert format_for(tok) is CHATML
+
+
+def test_known_signatures_from_emailai_are_removed():
+    from mailvoice.dataset.build import BuildStats, DatasetOptions, make_examples
+    from mailvoice.sources.record import MailRecord
+
+    sig_html = "<div><b>Dana Whitfield</b><br>Studio Lead, Willow Creek</div>"
+    recs = [MailRecord(message_id=f"m{i}", thread_id=f"m{i}", date=None, from_addr="d@x.example",
+                       text=f"Hi Sam! The stone order {i} is in, no rush at all.\n\nCheers,\nDana\n\nDana Whitfield\nStudio Lead, Willow Creek\n")
+            for i in range(2)]
+    stats = BuildStats()
+    out = make_examples(recs, DatasetOptions(min_emails=1), stats, known_signatures=[sig_html])
+    assert out and all("Studio Lead" not in e.output and e.output.endswith("Cheers,\nDana") for e in out)

@@ -119,13 +119,19 @@ def _protect_names(records: Sequence[MailRecord]) -> list[str]:
     return [n for n, _ in names.most_common(10)]
 
 
-def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: BuildStats) -> list[Example]:
-    """Clean each record and turn it into an instruction pair. Pure apart from the counters."""
-    from ..clean import extract_author_text, learn_signatures
+def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: BuildStats,
+                  known_signatures: Sequence[str] = ()) -> list[Example]:
+    """Clean each record and turn it into an instruction pair. Pure apart from the counters.
+
+    ``known_signatures`` are signatures the user stored elsewhere (EmailAI's
+    ``EmailAccount.signature``, HTML or text); they are removed like learned ones."""
+    from ..clean import extract_author_text, html_to_text, learn_signatures
 
     records = list(records)
     bodies = [r.text or "" for r in records]
-    signatures = learn_signatures(bodies)
+    signatures = learn_signatures(bodies) + [
+        t for t in (html_to_text(sig) if "<" in sig else sig.strip() for sig in known_signatures) if t
+    ]
     stats.stages["records"] = len(records)
     examples: list[Example] = []
     dedupe = NearDuplicateIndex(opts.near_dup_threshold)
@@ -203,11 +209,12 @@ def build_dataset(
     sources: Sequence[str] = (),
     source_stats: dict | None = None,
     tokenizer=None,
+    known_signatures: Sequence[str] = (),
 ) -> dict:
     if opts.format not in FORMATS:
         raise MailvoiceError(f"unknown --format {opts.format!r}: use alpaca, chat or both")
     stats = BuildStats()
-    examples = make_examples(records, opts, stats)
+    examples = make_examples(records, opts, stats, known_signatures)
     if len(examples) < opts.min_emails:
         raise MailvoiceError(
             f"found {len(examples)} usable emails, need at least {opts.min_emails} (--min-emails)"

@@ -57,11 +57,13 @@ def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, no
         shutil.copy2(state, staged_state)
     opened = [_open(s, staged_state) for s in sources]  # fails on a bad path before any work
     emails = [e.strip().lower() for e in user_emails if e.strip()]
+    signatures: list[str] = []
     if db_url:
         from ..sources.emailai import open_emailai
 
         src = open_emailai(db_url, user_id=user_id)
         emails += [e for e in src.user_emails() if e not in emails]
+        signatures = list(src.signatures().values())
         opened.append(src)
     if not opened:
         raise MailvoiceError("no source given: use --source PATH|URL (repeatable) or --db-url")
@@ -83,6 +85,7 @@ def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, no
         sources=[_redact(s) for s in sources] + (["emailai"] if db_url else []),
         source_stats=stats.as_dict(),
         tokenizer=tokenizer,
+        known_signatures=signatures,
     )
     write_records(records, out_dir / "records.jsonl")
     if staged_state.is_file():
