@@ -236,3 +236,54 @@ def test_dataclasses_are_frozen():
     z = Zone("quote", "x", "r")
     with pytest.raises(Exception):
         z.kind = "y"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- contact-block rules (2026-12)
+
+
+def test_name_with_postnominals_is_a_name_and_title_line_is_not():
+    from mailvoice.clean import _rules as R
+
+    assert R.is_name_line("John E. Doe, Ph.D.")
+    assert R.is_name_line("Ann Lee, MBA, CPA")
+    assert not R.is_name_line("President")  # a title is contact info, not a sign-off name
+    assert not R.is_name_line("Acme Corp")
+    assert R.is_sig_like("John E. Doe, Ph.D.")  # the final '.' of 'Ph.D.' does not end a sentence
+
+
+def test_title_under_the_name_goes_with_the_contact_block():
+    text = "Thanks for the help.\n\nJohn E. Doe, Ph.D.\nPresident\nAcme Research\njohn@example.com\nwww.example.com\n"
+    res = extract_author_text(text)
+    assert res.text == "Thanks for the help.\n\nJohn E. Doe, Ph.D."
+    assert "President" in res.removed[-1].text and res.removed[-1].kind == "signature"
+
+
+def test_last_paragraph_contact_block_without_a_name_line():
+    text = "See you Monday.\n\nParking & Transportation Desk\nAcme Corp\nparking@acme.com\n713-555-0100\n"
+    res = extract_author_text(text)
+    assert res.text == "See you Monday."
+    assert res.removed[-1].reason == "contact block in the last paragraph"
+    # prose with a link in the last paragraph is not a contact block
+    prose = "Details below.\n\nThe slides are at www.example.com\nand the notes at docs.example.com\nfor the team\n"
+    assert clean(prose) == prose.strip()
+
+
+def test_name_and_phone_fused_on_the_last_line():
+    assert clean("Kim, can you call me on receipt?\n\nBarry Tycholiz - 713-853-1587.\n") == "Kim, can you call me on receipt?"
+    assert clean("I am in all day today.\n\nBT   3-1587.\n") == "I am in all day today."
+    # a sentence with a number (even under a one-word line that looks like a name), or a message that
+    # is only that line, is kept
+    assert clean("Sure.\n\nCall me at 713-853-1587.\n") == "Sure.\n\nCall me at 713-853-1587."
+    assert clean("Will do.\n\nSure.\nCall me back at 713-853-1587 today.\n").endswith("713-853-1587 today.")
+    assert clean("Barry - 713-853-1587\n") == "Barry - 713-853-1587"
+
+
+def test_prose_like_separates_sentences_from_contact_lines():
+    from mailvoice.clean import _rules as R
+
+    assert R.is_prose_like("Call me at 713-853-1587.")
+    assert R.is_prose_like("and the notes at docs.example.com")
+    assert not R.is_prose_like("Vice President of Sales")
+    assert not R.is_prose_like("IT Manager, Acme US")
+    assert not R.is_prose_like("phone: 713-853-1587")
+    assert not R.is_prose_like("1400 Smith St., Houston, TX")

@@ -268,7 +268,7 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
             strong = sum(1 for x in after if R.contact_score(lines[x]) >= 2)
             if prev and lines[prev[-1]].strip() and not R.is_closing(lines[prev[-1]]) and not (strong and len(after) <= 3):
                 continue
-            if any(R.is_closing(lines[x]) or R.SEPARATOR.match(lines[x]) or len(lines[x]) - len(lines[x].lstrip()) > 8 or lines[x].rstrip().endswith(":") for x in after):
+            if any(R.is_closing(lines[x]) or R.SEPARATOR.match(lines[x]) or len(lines[x]) - len(lines[x].lstrip()) > 8 or lines[x].rstrip().endswith(":") or R.is_prose_like(lines[x]) for x in after):
                 continue
             strong = sum(1 for x in after if R.contact_score(lines[x]) >= 2)
             weak = sum(1 for x in after if R.contact_score(lines[x]) >= 1)
@@ -276,6 +276,36 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
                 start_block = after[0]
                 reason = "contact block after the sign-off name"
                 break
+    if start_block is None:
+        # the last paragraph is a contact block whose top line is not a recognisable name (a mangled or
+        # decorated name, a department): several short non-prose lines, at least two of them strong
+        # contact lines (title / e-mail / URL / phone) with at least one e-mail, URL or phone. The whole
+        # paragraph goes; a leading closing or name line stays (sign-off convention).
+        para: list[int] = []
+        for i in reversed(rest):
+            if not lines[i].strip():
+                if para:
+                    break
+                continue
+            para.append(i)
+        para.reverse()
+        above = [x for x in nb if x < (para[0] if para else 0)]
+        if 3 <= len(para) <= 8 and above and all(R.is_sig_like(lines[x]) for x in para):
+            texts = [lines[x].strip() for x in para]
+            strong = sum(1 for t in texts if R.contact_score(t) >= 2)
+            hard = any(R._EMAILISH.search(t) or R._URL.search(t) or R._PHONE.search(t) for t in texts)
+            prose = any(t.endswith(":") or R.SEPARATOR.match(t) or R.is_prose_like(t) for t in texts)
+            if strong >= 2 and hard and not prose:
+                k = 0
+                if R.is_closing(texts[0]):
+                    k = 1
+                    if R._CLOSING_ONLY.match(texts[0]) and len(texts) > 1 and R.is_name_line(texts[1]):
+                        k = 2
+                elif R.is_name_line(texts[0]):
+                    k = 1
+                if k < len(para):
+                    start_block = para[k]
+                    reason = "contact block in the last paragraph"
     if start_block is None:
         # trailing contact lines with no name (an address + phone at the very end)
         run: list[int] = []
@@ -295,6 +325,13 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
         for i in rest:
             if i >= start_block:
                 label[i] = ("signature", reason)
+    else:
+        # a name (or initials) fused with a phone number as the last line, on its own paragraph or right
+        # after a closing: "Barry Tycholiz - 713-853-1587." — a one-line contact signature
+        last = nb[-1]
+        prev = [x for x in rest if x < last]
+        if len(nb) > 1 and R.is_name_phone_line(lines[last]) and (not lines[prev[-1]].strip() or R.is_closing(lines[prev[-1]])):
+            label[last] = ("signature", "name and phone number on the last line")
     # separator residue at the end
     rest = [i for i in rest if i not in label]
     for i in reversed(rest):

@@ -323,7 +323,12 @@ _CONTACT_WORD = re.compile(
     r"street|st\.|suite|floor|avenue|ave|road|rd\.|blvd|houston|london|texas|tx|ny|ca)\b",
     re.I,
 )
-_NAME_LINE = re.compile(r"^\s*[-–—~/]?\s*[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*){0,3}\s*[.,]?\s*$")
+# a name may carry post-nominal letters after a comma ("John E. Doe, Ph.D.", "Ann Lee, MBA, CPA"):
+# they are part of how people sign, not prose
+_POSTNOMINAL = r"(?:,\s*(?:Ph\.?\s?D\.?|M\.?D\.?|MBA|M\.?Sc\.?|B\.?Sc\.?|Jr\.?|Sr\.?|Esq\.?|CPA|CFA|PMP|P\.?E\.?|II|III|IV))*"
+_NAME_LINE = re.compile(
+    rf"^\s*[-–—~/]?\s*[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*){{0,3}}{_POSTNOMINAL}\s*[.,]?\s*$"
+)
 _INITIALS = re.compile(r"^\s*[-–—~/]?\s*[A-Z]{1,3}\.?\s*$")
 _SENTENCE_END = re.compile(r"[.?!]\s*$")
 
@@ -346,7 +351,27 @@ def is_name_line(line: str) -> bool:
     s = line.strip()
     if not s or len(s) > 40 or any(c.isdigit() for c in s) or "@" in s:
         return False
+    # a job title / company line ("President", "Acme Corp") is contact information, not a sign-off name
+    if _TITLE.search(s):
+        return False
     return bool(_NAME_LINE.match(s) or _INITIALS.match(s))
+
+
+# a name (or initials) and a phone number on one line, nothing else: "Barry Tycholiz - 713-853-1587.",
+# "BT   3-1587". That is a one-line contact signature, not prose.
+_NAME_PHONE_LINE = re.compile(
+    r"^\s*(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*){0,3}|[A-Z]{1,3})\s*[-–—,:|/]?\s*"
+    r"(?i:(?:tel|phone|ph|cell|mobile|x|ext)\.?:?\s*)?"
+    r"(?P<phone>\+?\(?\d[\d\s().-]{2,}\d)\s*\.?\s*$"
+)
+
+
+def is_name_phone_line(line: str) -> bool:
+    s = line.strip()
+    m = _NAME_PHONE_LINE.match(s)
+    if not m or len(s) > 60 or not s[0].isupper():
+        return False
+    return bool(_PHONE.search(m.group("phone")))
 
 
 def contact_score(line: str) -> int:
@@ -382,9 +407,33 @@ def is_sig_like(line: str) -> bool:
     words = s.split()
     if len(words) > (9 if contact_score(s) else 7):
         return False
-    if _SENTENCE_END.search(s) and len(words) > 3 and not _CONTACT_WORD.search(s):
+    # a final '.' after an abbreviation ("Ph.D.", "Jr.", "Inc.") does not end a sentence
+    if _SENTENCE_END.search(s) and not _ABBREV_END.search(s) and len(words) > 3 and not _CONTACT_WORD.search(s):
         return False
     return True
+
+
+_LOWER_WORD = re.compile(r"^[a-zà-öø-ÿ][a-zà-öø-ÿ'’]*[,.;!?]?$")
+
+
+def is_prose_like(line: str) -> bool:
+    """Two or more plain lowercase words that are not contact vocabulary ('Call me at 713-…', 'and the
+    notes at …'): a sentence fragment. Contact lines are names, titles, addresses, numbers and links
+    ('Vice President of Sales', 'phone: 713-…', '1400 Smith St.')."""
+    n = 0.0
+    for tok in line.split():
+        if tok.strip(",.;!?") in _PROSE_WORDS:
+            return True  # lowercase pronouns / auxiliaries never occur in a contact line ('IT', 'US' do)
+        if _LOWER_WORD.match(tok) and not _CONTACT_WORD.fullmatch(tok.strip(",.;!?")):
+            # linking words ('of', 'and', 'at') also occur in titles: they count half
+            n += 0.5 if tok.strip(",.;!?") in _LINKERS else 1
+    return n >= 2
+
+
+_PROSE_WORDS = frozenset({"me", "you", "we", "us", "it", "is", "are", "was", "will", "can", "please", "Please", "I'm", "I'll"})
+_LINKERS = frozenset({"of", "and", "for", "the", "de", "du", "la", "le", "und", "für", "van", "der", "at", "&"})
+
+_ABBREV_END = re.compile(r"(?:\b(?:Ph\.?\s?D|M\.?D|Jr|Sr|Esq|Inc|Ltd|Co|Corp|Bros|P\.E|M\.Sc|B\.Sc)\.)\s*$", re.I)
 
 
 # ---------------------------------------------------------------- disclaimers / list footers
