@@ -1,0 +1,183 @@
+"""Drafting outside EmailAI: ``mailvoice write`` and the MCP ``draft_email`` tool.
+
+The prompt is the training prompt (``chat.instruction_for`` with the notes, and the email
+being answered when there is one). The model is the user's, found through the deploy
+registry: either called on a server (``--upstream``: Ollama ``/api/chat`` or an
+OpenAI-compatible ``/v1``, model ``emailai-<id>``), or loaded locally from the registry's
+adapter path (transformers + PEFT; no server needed). ``candidates > 1`` samples N drafts and
+keeps the one the user's style classifier (the evaluate stage's ``AuthorshipClassifier``,
+fitted on the user's training replies vs the control authors) scores highest.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ..chat import SYSTEM_PROMPT, instruction_for
+from ..errors import MailvoiceError
+from .emailai import recipient_name
+
+
+@dataclass
+class Draft:
+    text: str
+    user_id: str
+    model: str
+    candidates: int = 1
+    scores: list[float] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str = "", recipient: str = "") -> str:
+    if reply_to is None:
+        return instruction_for(subject=subject, recipient=recipient, notes=notes or None)
+    from ..clean import extract_author_text
+    from ..sources import parse_message
+
+    p = Path(reply_to)
+    if not p.is_file():
+        raise MailvoiceError(f"file not found: {p}")
+    rec = parse_message(p.read_bytes(), source=f"eml:{p.name}")
+    body = extract_author_text(rec.text, rec.html).text
+    subj = subject or rec.subject or ""
+    if subj and not re.match(r"(?i)re\s*:", subj):
+        subj = "Re: " + subj
+    return instruction_for(subject=subj, recipient=recipient or recipient_name(rec.from_addr),
+                           replying_to=body or "(no text)", notes=notes or None)
+
+
+# --------------------------------------------------------------------------------- style scorer
+class StyleScorer:
+    """(user_id, texts) → P(written by the user) per text; one classifier per user, cached."""
+
+    def __init__(self, root=None):
+        self.root = root
+        self._clf: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def classifier(self, user_id: str):
+        with self._lock:
+            if user_id not in self._clf:
+                from ..evaluate.metrics import AuthorshipClassifier
+                from ..evaluate.run import load_control, reply, split_control
+                from ..workspace import read_jsonl, user_space
+
+                data = user_space(user_id, self.root).data
+                rows = read_jsonl(data / "train_chat.jsonl") if (data / "train_chat.jsonl").is_file() else []
+                if not rows:
+                    raise MailvoiceError(f"no training data for {user_id} to fit a style classifier (run prepare)")
+                control, _ = load_control(None, lambda m: None)
+                other, _ = split_control(control)
+                self._clf[user_id] = AuthorshipClassifier().fit([reply(r) for r in rows], [reply(r) for r in other])
+            return self._clf[user_id]
+
+    def __call__(self, user_id: str, texts: list[str]) -> list[float]:
+        ps = self.classifier(user_id).proba_each(texts)
+        return [p if p is not None else -1.0 for p in ps]
+
+
+# --------------------------------------------------------------------------------- generation
+def _record(user_id: str, root) -> dict:
+    from ..deploy import registry
+
+    return registry.load(user_id, root)
+
+
+def generate_remote(upstream: str, model: str, instruction: str, *, api: str = "ollama", n: int = 1,
+                    temperature: float | None = None, max_tokens: int | None = None, token: str | None = None,
+                    timeout: float = 300.0) -> list[str]:
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": instruction}]
+    base = upstream.rstrip("/").removesuffix("/api").removesuffix("/v1")
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    out = []
+    with httpx.Client(timeout=timeout, headers=headers) as c:
+        for i in range(n):
+            try:
+                if api == "ollama":
+                    opts = {"seed": i}
+                    if temperature is not None:
+                        opts["temperature"] = temperature
+                    if max_tokens:
+                        opts["num_predict"] = max_tokens
+                    r = c.post(base + "/api/chat", json={"model": model, "messages": messages, "stream": False, "options": opts})
+                else:
+                    body = {"model": model, "messages": messages, "stream": False, "seed": i}
+                    if temperature is not None:
+                        body["temperature"] = temperature
+                    if max_tokens:
+                        body["max_tokens"] = max_tokens
+                    r = c.post(base + "/v1/chat/completions", json=body)
+            except httpx.HTTPError as e:
+                raise MailvoiceError(f"cannot reach {base}: {type(e).__name__}") from None
+            if r.status_code >= 400:
+                raise MailvoiceError(f"{base} answered HTTP {r.status_code} for model {model}")
+            j = r.json()
+            out.append((j.get("message") or {}).get("content", "") if api == "ollama"
+                       else j["choices"][0]["message"]["content"])
+    return [t.strip() for t in out]
+
+
+_LOCAL: dict[str, tuple] = {}
+
+
+def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: float | None = None,
+                   max_tokens: int = 200) -> list[str]:
+    from ..evaluate.generate import GenOptions, generate, load_tuned, resolve_adapter
+
+    adapter = resolve_adapter(adapter)
+    key = str(adapter.absolute())
+    if key not in _LOCAL:
+        _LOCAL[key] = load_tuned(adapter)
+    model, tok = _LOCAL[key]
+    temp = temperature if temperature is not None else (0.7 if n > 1 else 0.0)
+    outs = []
+    for i in range(n):
+        outs += generate(model, tok, [instruction], GenOptions(max_new_tokens=max_tokens, temperature=temp, seed=i))
+    return [o["text"] for o in outs]
+
+
+def write_draft(notes: str, user_id: str, *, root=None, reply_to: Path | None = None, candidates: int = 1,
+                upstream: str | None = None, api: str = "ollama", model_dir: Path | None = None,
+                temperature: float | None = None, max_tokens: int = 200, scorer=None, token: str | None = None,
+                subject: str = "", recipient: str = "") -> Draft:
+    """One draft in ``user_id``'s voice (best of ``candidates``)."""
+    from ..workspace import validate_user_id
+
+    validate_user_id(user_id)
+    instr = instruction_from(notes, reply_to, subject=subject, recipient=recipient)
+    t0 = time.perf_counter()
+    if upstream:
+        from ..deploy.modelfile import model_name
+
+        model = model_name(user_id)
+        try:
+            model = _record(user_id, root).get("model") or model
+        except MailvoiceError:
+            pass
+        texts = generate_remote(upstream, model, instr, api=api, n=candidates, max_tokens=max_tokens,
+                                temperature=temperature if temperature is not None else (0.7 if candidates > 1 else None),
+                                token=token)
+    else:
+        adapter = model_dir
+        if adapter is None:
+            rec = _record(user_id, root)
+            adapter = rec.get("adapter")
+            if not adapter:
+                raise MailvoiceError(f"the registry record for {user_id} names no adapter; pass --model")
+        model = str(adapter)
+        texts = generate_local(Path(adapter), instr, n=candidates, temperature=temperature, max_tokens=max_tokens)
+    timings = {"generate_s": round(time.perf_counter() - t0, 3)}
+    scores: list[float] = []
+    best = 0
+    if candidates > 1:
+        t = time.perf_counter()
+        scores = (scorer or StyleScorer(root))(user_id, texts)
+        best = max(range(len(texts)), key=lambda i: scores[i])
+        timings["score_s"] = round(time.perf_counter() - t, 3)
+    return Draft(texts[best], user_id, model, candidates, scores, timings)

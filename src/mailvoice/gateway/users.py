@@ -1,0 +1,130 @@
+"""Account email → user → voice model, from the deploy registry (and an optional users map).
+
+An email maps to a user id through, in order: the ``--users-map`` JSON file
+(``{"ana@example.com": "ana", …}``), then any address a registry record lists under
+``email``/``account_email``/``user_email``/``emails``/``user_emails``. A user is given their
+voice model (``record["model"]``, ``emailai-<id>``) only when the record is a real deployment
+(not a dry run) and its adapter's last evaluation did not fail the gate
+(``<adapter>/evaluation.json`` → ``gate.passed``, or the record's own ``evaluation.gate``);
+``require_eval=True`` also sends users without any evaluation on record to the base model.
+Everyone else gets the base model: the request passes through untouched.
+
+The registry is re-read at most every ``refresh_s`` seconds, so a new deployment is picked up
+without a restart; lookups between refreshes are a dict access.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MailvoiceError
+
+EMAIL_KEYS = ("email", "account_email", "user_email", "emails", "user_emails")
+
+
+@dataclass(frozen=True)
+class Route:
+    user_id: str | None
+    model: str | None  # None → base model (pass through)
+    reason: str  # voice | no-user | no-model | gate-failed | no-evaluation
+
+
+def load_users_map(path: Path | None) -> dict[str, str]:
+    if not path:
+        return {}
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise MailvoiceError(f"cannot read users map {p}: {e}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise MailvoiceError(f"users map {p} must be a JSON object of email → user id")
+    return {k.strip().lower(): v for k, v in data.items()}
+
+
+def _gate(record: dict) -> bool | None:
+    """True/False: the last evaluation passed/failed the gate; None: no evaluation on record."""
+    adapter = record.get("adapter")
+    if adapter:
+        for p in (Path(adapter) / "evaluation.json", Path(adapter) / "final" / "evaluation.json"):
+            if p.is_file():
+                try:
+                    gate = (json.loads(p.read_text()).get("gate") or {})
+                except ValueError:
+                    return False  # unreadable evaluation: do not trust the model
+                return bool(gate.get("passed"))
+    ev = record.get("evaluation") or {}
+    gate = ev.get("gate") if isinstance(ev, dict) else None
+    if isinstance(gate, dict) and "passed" in gate:
+        return bool(gate["passed"])
+    return None
+
+
+class UserDirectory:
+    def __init__(self, root=None, *, users_map: dict[str, str] | None = None, require_eval: bool = False,
+                 refresh_s: float = 10.0, records: list[dict] | None = None):
+        self.root, self.users_map = root, dict(users_map or {})
+        self.require_eval, self.refresh_s = require_eval, refresh_s
+        self._static = records
+        self._lock = threading.Lock()
+        self._loaded_at = -1e9
+        self._by_user: dict[str, Route] = {}
+        self._by_email: dict[str, str] = {}
+
+    def _records(self) -> list[dict]:
+        if self._static is not None:
+            return self._static
+        from ..deploy import registry
+
+        return registry.list_all(self.root)
+
+    def refresh(self) -> None:
+        by_user, by_email = {}, {}
+        for rec in self._records():
+            uid = rec.get("user_id")
+            if not uid:
+                continue
+            if rec.get("dry_run") or not rec.get("model"):
+                by_user[uid] = Route(uid, None, "no-model")
+            else:
+                g = _gate(rec)
+                if g is False:
+                    by_user[uid] = Route(uid, None, "gate-failed")
+                elif g is None and self.require_eval:
+                    by_user[uid] = Route(uid, None, "no-evaluation")
+                else:
+                    by_user[uid] = Route(uid, rec["model"], "voice")
+            for k in EMAIL_KEYS:
+                v = rec.get(k)
+                for e in ([v] if isinstance(v, str) else v if isinstance(v, list) else []):
+                    if isinstance(e, str) and e.strip():
+                        by_email.setdefault(e.strip().lower(), uid)
+        by_email.update(self.users_map)  # the explicit map wins
+        self._by_user, self._by_email = by_user, by_email
+        self._loaded_at = time.monotonic()
+
+    def _maybe_refresh(self) -> None:
+        if time.monotonic() - self._loaded_at > self.refresh_s:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self.refresh_s:
+                    self.refresh()
+
+    def route_for_email(self, email: str) -> Route:
+        self._maybe_refresh()
+        uid = self._by_email.get((email or "").strip().lower())
+        if uid is None:
+            return Route(None, None, "no-user")
+        return self._by_user.get(uid) or Route(uid, None, "no-model")
+
+    def route_for_user(self, user_id: str) -> Route:
+        self._maybe_refresh()
+        return self._by_user.get(user_id) or Route(user_id, None, "no-model")
+
+    def summary(self) -> dict:
+        self._maybe_refresh()
+        voice = sum(1 for r in self._by_user.values() if r.model)
+        return {"users": len(self._by_user), "voice_models": voice, "emails": len(self._by_email)}
