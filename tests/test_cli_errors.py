@@ -77,11 +77,10 @@ def test_guide_shim_gives_the_same_error(tmp_path):
     assert not out.exists()
 
 
-def test_flags_of_unbuilt_stages_say_not_available(tmp_path):
+def test_llm_instructions_without_a_backend_is_one_line(tmp_path):
     r = run("prepare", "--user-id", "u", "--source", "x", "--instructions", "llm", "--workspace", str(tmp_path / "ws"))
     line = one_line_error(r)
-    assert "--instructions llm" in line and "not available yet" in line
-    assert r.returncode == 2
+    assert "--instructions llm needs --llm-url" in line
     assert not (tmp_path / "ws").exists()
 
 

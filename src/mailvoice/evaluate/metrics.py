@@ -220,7 +220,7 @@ def greeting_of(text: str) -> str | None:
 
 
 def sign_off_of(text: str) -> str | None:
-    for line in _last_lines(text):
+    for line in reversed(_last_lines(text)):
         low = line.lower().rstrip(",.!— -")
         for s in sorted(SIGN_OFFS, key=len, reverse=True):
             if low == s or re.match(rf"{re.escape(s)}\b[ ,!.]*$", low) or (s != "x" and low.startswith(s + ",")):
@@ -354,7 +354,14 @@ def find_pii(text: str, *, keep_urls: bool = True) -> set[str]:
 
 
 def _pii_key(value: str) -> str:
-    return value.lower() if "@" in value else re.sub(r"\D", "", value) or value
+    """Addresses lower-cased; numbers by their digits, the last 9 for long ones, so +44 7700
+    900456 and 07700 900456 are the same phone."""
+    if "@" in value:
+        return value.lower()
+    digits = re.sub(r"\D", "", value)
+    if not digits:
+        return value
+    return digits[-9:] if len(digits) >= 9 else digits
 
 
 _NUMBER_RUN = re.compile(r"\+?\(?\d[\d\s().-]{4,}\d")

@@ -67,7 +67,7 @@ def plot_perplexity(ppl: dict) -> str | None:
         ax.text(i + w / 2, g["tuned"], f"{g['tuned']:.1f}", ha="center", va="bottom")
     ax.set_xticks(range(len(groups)), [g[0] for g in groups])
     ax.set_ylabel("perplexity (lower = less surprised)")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
 

@@ -62,12 +62,35 @@ def load_control(control: Path | None, notice=print) -> tuple[list[dict], str]:
         return rows, str(src)
     if not src.exists():
         raise MailvoiceError(f"--control-data not found: {src}")
+    cached = _control_cache(src)
+    if cached and cached.is_file():
+        return read_jsonl(cached), str(src)
     emails = [CONTROL_ADDRESS] if control is None else []
     with tempfile.TemporaryDirectory(prefix="mailvoice-control-") as tmp:
         prepare(sources=[str(src)], out_dir=Path(tmp), user_emails=emails,
                 opts=DatasetOptions(min_emails=10), notice=lambda m: None)
         rows = read_jsonl(Path(tmp) / "train_chat.jsonl") + read_jsonl(Path(tmp) / "val_chat.jsonl")
+    if cached:
+        from ..workspace import make_private_dir, write_jsonl
+
+        make_private_dir(cached.parent)
+        write_jsonl(cached, rows)
     return rows, str(src)
+
+
+def _control_cache(src: Path) -> Path | None:
+    """Prepared control rows are cached per (file bytes, cleaning/scrubbing code): preparing
+    them (PII scrubbing) takes far longer than reading them."""
+    if not src.is_file():
+        return None
+    from .. import clean, dataset
+    from ..models import cache_root
+
+    h = hashlib.sha256(src.read_bytes())
+    for pkg in (clean, dataset):
+        for f in sorted(Path(pkg.__file__).parent.glob("*.py")):
+            h.update(f.read_bytes())
+    return cache_root() / "control" / h.hexdigest()[:20] / "control_chat.jsonl"
 
 
 def split_control(rows: list[dict], heldout_every: int = 3) -> tuple[list[dict], list[dict]]:
@@ -89,7 +112,7 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
         v = metrics["voice"]["voice_score"].get("tuned")
         if v is None:
             checks.append({"check": "voice score", "passed": False,
-                           "message": f"voice score cannot be judged ({metrics['voice']['reason']})"})
+                           "message": f"voice score cannot be judged for --min-voice-score {min_voice_score} ({metrics['voice']['reason']})"})
         else:
             checks.append({"check": "voice score", "passed": v >= min_voice_score, "value": v,
                            "threshold": min_voice_score,
@@ -97,7 +120,7 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
     if min_novelty is not None:
         v = metrics["novelty"]["tuned"]["novelty"]
         if v is None:
-            checks.append({"check": "novelty", "passed": False, "message": "novelty cannot be judged (no 8-grams generated)"})
+            checks.append({"check": "novelty", "passed": False, "message": f"novelty cannot be judged for --min-novelty {min_novelty} (no 8-grams generated)"})
         else:
             checks.append({"check": "novelty", "passed": v >= min_novelty, "value": v, "threshold": min_novelty,
                            "message": f"novelty {v:.3f} {'≥' if v >= min_novelty else '<'} --min-novelty {min_novelty}"})

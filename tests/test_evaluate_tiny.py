@@ -1,0 +1,118 @@
+"""``mailvoice evaluate`` end to end on the tiny random Llama: files, report, canaries, the gate."""
+
+import json
+import mailbox
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import DANA, DANA_MBOX, ROOT
+
+from mailvoice.cli import main
+
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render_dom(html_path: Path, tmp: Path, screenshot: Path | None = None) -> str:
+    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp / 'chrome-profile'}"]
+    if screenshot:
+        subprocess.run(args + [f"--screenshot={screenshot}", "--window-size=1100,4000", html_path.resolve().as_uri()],
+                       capture_output=True, timeout=120)
+    out = subprocess.run(args + ["--dump-dom", html_path.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_eval(tiny_model, tmp_path_factory):
+    from mailvoice.dataset.build import DatasetOptions
+    from mailvoice.dataset.prepare import prepare
+    from mailvoice.train.config import validate_config
+    from mailvoice.train.run import train
+
+    tmp = tmp_path_factory.mktemp("evaltiny")
+    src = mailbox.mbox(str(DANA_MBOX))
+    trimmed = mailbox.mbox(str(tmp / "dana.mbox"))
+    for i, msg in enumerate(src):
+        if i >= 60:
+            break
+        trimmed.add(msg)
+    trimmed.close()
+    data = tmp / "data"
+    prepare(sources=[str(tmp / "dana.mbox")], out_dir=data, user_emails=[DANA],
+            opts=DatasetOptions(min_emails=20, plant_canaries=1, canary_repeats=2), notice=lambda m: None)
+    cfg = validate_config({"base_model": str(tiny_model), "max_steps": 2, "per_device_train_batch_size": 4,
+                           "learning_rate": 5e-3, "lora_dropout": 0.0, "report_to": []})
+    run = train(cfg, data_dir=data, run_dir=tmp / "run", notice=lambda m: None)
+    prompts = tmp / "prompts.json"
+    prompts.write_text(json.dumps(json.loads((ROOT / "data-samples" / "test-prompts.json").read_text())[:2]))
+    out = tmp / "eval" / "evaluation-results.json"
+    rc = main(["evaluate", "--model", str(run.run_dir), "--test-data", str(prompts), "--output", str(out),
+               "--data", str(data), "--report", str(tmp / "eval" / "report.html"), "--max-new-tokens", "12",
+               "--max-val-prompts", "2"])
+    return {"tmp": tmp, "run": run, "data": data, "prompts": prompts, "out": out, "rc": rc}
+
+
+def test_results_metrics_and_evaluation_record(tiny_eval):
+    assert tiny_eval["rc"] == 0
+    results = json.loads(tiny_eval["out"].read_text())
+    assert len(results) == 4 and [r["source"] for r in results] == ["test-prompts"] * 2 + ["val"] * 2
+    for r in results:
+        assert {"prompt", "generated", "base_generated", "p_user", "base_p_user"} <= set(r)
+    assert "reference" in results[-1]
+    m = json.loads(tiny_eval["out"].with_name("metrics.json").read_text())
+    for key in ("perplexity", "voice", "delta", "features", "content", "novelty", "canaries", "pii", "gate"):
+        assert key in m, key
+    p = m["perplexity"]
+    assert p["user"]["base"] > 0 and p["control"]["base"] > 0 and p["user_specific_gain"] is not None
+    assert m["control"]["heldout"] >= 10 and m["control"]["source"].endswith("contrast-sent.mbox")
+    v = m["voice"]
+    assert v["calibrated"] and v["ceiling"] - v["floor"] >= 0.3, v["reason"]
+    c = m["canaries"]
+    assert c["planted"] == 1 and c["canaries"][0]["candidates"] == 100
+    assert 0 <= c["canaries"][0]["tuned"]["exposure"] <= c["canaries"][0]["max_exposure"]
+    assert m["gate"]["passed"]
+    ev = json.loads((tiny_eval["run"].final_dir / "evaluation.json").read_text())
+    assert ev["gate"]["passed"] and ev["summary"]["ceiling"] == v["ceiling"]
+
+
+def test_gate_exits_3_and_deploy_require_eval_refuses(tiny_eval, capsys, tmp_path):
+    from mailvoice.evaluate.run import require_eval
+
+    run = tiny_eval["run"]
+    assert require_eval(run.run_dir)["gate"]["passed"]
+    out = tmp_path / "gate" / "evaluation-results.json"
+    rc = main(["evaluate", "--model", str(run.final_dir), "--test-data", str(tiny_eval["prompts"]), "--output", str(out),
+               "--data", str(tiny_eval["data"]), "--max-new-tokens", "8", "--max-val-prompts", "0",
+               "--max-canary-leaks", "0", "--min-novelty", "1.01"])
+    err = capsys.readouterr().err
+    assert rc == 3 and "evaluation gate failed" in err and "--min-novelty 1.01" in err
+    assert out.is_file() and json.loads(out.with_name("metrics.json").read_text())["gate"]["passed"] is False
+    rc = main(["deploy", "--model", str(run.final_dir), "--user-id", "dana", "--require-eval", "--dry-run",
+               "--workspace", str(tmp_path / "ws")])
+    err = capsys.readouterr().err
+    assert rc == 3 and "refusing to deploy" in err and "--min-novelty" in err
+
+
+def test_missing_test_data_is_a_clear_error(tiny_eval, capsys, tmp_path):
+    rc = main(["evaluate", "--model", str(tiny_eval["run"].final_dir), "--test-data", str(tmp_path / "nope.json"),
+               "--output", str(tmp_path / "r.json")])
+    assert rc == 1 and "test data not found" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not chromium(), reason="chromium not installed (apt-get install chromium)")
+def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_eval):
+    report = tiny_eval["out"].with_name("report.html")
+    html = report.read_text()
+    assert "http://" not in html and "https://" not in html  # nothing to fetch
+    dom = render_dom(report, tiny_eval["tmp"])
+    for anchor in ('id="verdict"', 'id="voice"', 'id="perplexity"', 'id="features"', 'id="privacy"',
+                   'id="gate"', 'id="generations"'):
+        assert anchor in dom, anchor
+    assert dom.count('src="data:image/png;base64,') >= 3
+    assert "Base model" in dom and "Tuned model" in dom and "canaries" in dom
