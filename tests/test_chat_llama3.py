@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mailvoice.chat import CHATML, LLAMA3, SYSTEM_PROMPT, format_for
-from support.gotemplate import render
+from mailvoice.deploy.gotemplate import generate_messages, render
 
 SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|finetune_right_pad_id|>"]
 
@@ -61,13 +61,7 @@ def test_training_render_equals_the_llama31_template(llama3_tokenizer):
 @pytest.mark.parametrize("fmt", [LLAMA3, CHATML], ids=lambda f: f.name)
 def test_ollama_template_renders_what_training_rendered(fmt):
     """Ollama adds BOS itself (llama.cpp's add_bos), so its TEMPLATE starts after it."""
-    messages = [{"Role": "user", "Content": MSGS[1]["content"]}]
-    served = render(fmt.ollama_template, System=SYSTEM_PROMPT, Messages=messages)
+    # as Ollama's /api/generate collates it: the SYSTEM is also a message in .Messages
+    served = render(fmt.ollama_template, generate_messages(MSGS[1]["content"], system=None, model_system=SYSTEM_PROMPT))
     trained = fmt.render_prompt(MSGS[1]["content"], SYSTEM_PROMPT)
     assert served == trained.removeprefix("<|begin_of_text|>")
-
-
-def test_gotemplate_helper_follows_go_trim_semantics():
-    assert render("a  {{- .X -}}  b", X="1") == "a1b"
-    assert render("{{ if .X }}y{{ else }}n{{ end }}", X="") == "n"
-    assert render("{{ range .M }}[{{ .A }}]{{ end }}", M=[{"A": 1}, {"A": 2}]) == "[1][2]"

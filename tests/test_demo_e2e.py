@@ -91,12 +91,18 @@ def test_modelfile_uses_the_training_template(demo):
 
     out = Path(demo["deploy"])
     text = (out / "Modelfile").read_text()
-    assert text.startswith("FROM smollm2:135m-instruct-fp16\n")
-    assert f"ADAPTER {out / 'adapter'}" in text
+    if demo["gguf"]:  # llama.cpp tools installed: the merged, quantized GGUF, ready for `ollama create`
+        gguf = Path(demo["gguf"])
+        assert text.startswith(f"FROM {gguf.absolute()}\n") and gguf.is_file()
+        assert gguf.read_bytes()[:4] == b"GGUF"
+    else:
+        assert text.startswith("FROM smollm2:135m-instruct-fp16\n")
+        assert f"ADAPTER {out / 'adapter'}" in text
     assert f'TEMPLATE """{CHATML.ollama_template}"""' in text
     assert f'SYSTEM """{SYSTEM_PROMPT}"""' in text
     assert 'PARAMETER stop "<|im_end|>"' in text
     assert "PARAMETER temperature 0.7" in text
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
-    deploy = json.loads((out / "deploy.json").read_text())
-    assert deploy["model"] == "emailai-dana" and deploy["chat_format"] == "chatml"
+    art = json.loads((out / "artefacts.json").read_text())
+    assert art["model"] == "emailai-dana" and art["chat_format"] == "chatml"
+    assert not (out / "deploy.json").exists()  # the registry only records real deploys

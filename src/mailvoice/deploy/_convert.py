@@ -2,7 +2,7 @@
 
 The converter runs unchanged with its own ``gguf-py``, with one addition: a BPE tokenizer whose
 pre-tokenizer is exactly GPT-2's (``ByteLevel`` with the GPT-2 regex, as in the tiny test model)
-but whose vocabulary hash is not in llama.cpp's table is written as ``tokenizer.ggml.pre=gpt2``
+but whose vocabulary hash is not in llama.cpp's table is written as ``tokenizer.ggml.pre=gpt-2``
 (the pre-tokenizer llama.cpp implements for that regex) instead of failing. Any other unknown
 tokenizer still fails, as upstream does. The tests prove the result by comparing token ids.
 """
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
             return original(self, tokenizer)
         except NotImplementedError:
             if _is_plain_gpt2_bytelevel(tokenizer):
-                return "gpt2"
+                return "gpt-2"
             raise
 
     base.TextModel.get_vocab_base_pre = get_vocab_base_pre

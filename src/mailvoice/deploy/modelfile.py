@@ -39,6 +39,40 @@ EMAIL_PARAMETERS = {
 }
 
 
+# Ollama's Template.Execute passes system messages both as ``.System`` and inside ``.Messages``
+# (template.collate), and /api/generate turns SYSTEM into such a message. A TEMPLATE that prints
+# ``.System`` and then every message therefore prints the system turn twice. ``serving_template``
+# ships ``fmt.ollama_template`` when it renders exactly like training under those rules, and
+# otherwise the same layout with system messages skipped inside the range (below) — to be
+# folded into ``chat.py`` so there is again exactly one definition.
+BOS = {"llama3": "<|begin_of_text|>"}  # added by the runtime's tokenizer, not by the TEMPLATE
+
+
+def ollama_prompt(template: str, fmt: ChatFormat, user: str, system: str = SYSTEM_PROMPT) -> str:
+    """What Ollama's /api/generate renders for ``user`` with this TEMPLATE and SYSTEM."""
+    from .gotemplate import generate_messages, render
+
+    return BOS.get(fmt.name, "") + render(template, generate_messages(user, system=None, model_system=system))
+
+
+def renders_like_training(template: str, fmt: ChatFormat) -> bool:
+    probe = "Write an email to Sam.\nSubject: probe"
+    return ollama_prompt(template, fmt, probe) == fmt.render_prompt(probe)
+
+
+def serving_template(fmt: ChatFormat) -> str:
+    """The TEMPLATE to ship (``chat.py``'s), checked to render the training layout under Ollama's
+    own message collation before anything is deployed."""
+    if not renders_like_training(fmt.ollama_template, fmt):
+        raise MailvoiceError(f"the Ollama TEMPLATE does not render the {fmt.name} training layout")
+    return fmt.ollama_template
+
+
+def ollama_parameters(fmt: ChatFormat) -> dict:
+    """``parameters`` for /api/create: stop tokens from the chat definition + email sampling."""
+    return {"stop": list(fmt.stop), **EMAIL_PARAMETERS}
+
+
 def model_name(user_id: str) -> str:
     return f"emailai-{user_id.lower()}"
 
@@ -47,11 +81,12 @@ def ollama_tag_for(hf_id: str) -> str | None:
     return OLLAMA_BASE_TAGS.get(hf_id)
 
 
-def render_modelfile(*, from_: str, fmt: ChatFormat, adapter: str | None = None, system: str = SYSTEM_PROMPT) -> str:
+def render_modelfile(*, from_: str, fmt: ChatFormat, adapter: str | None = None, system: str = SYSTEM_PROMPT,
+                     template: str | None = None) -> str:
     lines = [f"FROM {from_}"]
     if adapter:
         lines.append(f"ADAPTER {adapter}")
-    lines.append(f'TEMPLATE """{fmt.ollama_template}"""')
+    lines.append(f'TEMPLATE """{template if template is not None else fmt.ollama_template}"""')
     lines.append(f'SYSTEM """{system}"""')
     for stop in fmt.stop:
         lines.append(f'PARAMETER stop "{stop}"')
@@ -99,7 +134,7 @@ def write_artefacts(adapter: Path, user_id: str, out_root: Path, *, gguf: Path |
     ref = str(gguf.absolute()) if gguf else str(adapter_out.absolute())
     modelfile = write_text(out / "Modelfile", render_modelfile(from_=base_tag, fmt=fmt, adapter=ref))
     manifest = write_json(
-        out / "deploy.json",
+        out / "artefacts.json",  # not deploy.json: that file is the registry of real deploys
         {
             "model": name,
             "user_id": user_id,
