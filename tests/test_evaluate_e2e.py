@@ -83,6 +83,6 @@ def test_tuned_smollm2_ends_its_emails_with_the_end_token(smol_eval):
 
     ev, tmp = smol_eval
     model, tok = load_tuned(Path(ev.metrics["model"]))
-    prompts = [r["messages"][1]["content"] for r in val_rows(tmp / "data")[:4]]
-    out = generate(model, tok, prompts, GenOptions(max_new_tokens=256), use_adapter=True)
-    assert sum(o["stopped"] for o in out) >= 3, [o["tokens"] for o in out]
+    prompts = [r["messages"][1]["content"] for r in val_rows(tmp / "data")[:3]]
+    out = generate(model, tok, prompts, GenOptions(max_new_tokens=200), use_adapter=True)
+    assert sum(o["stopped"] for o in out) >= 2, [o["tokens"] for o in out]

@@ -842,7 +842,7 @@ def serve(
 def demo(
     workspace: Annotated[Path, typer.Option("--workspace", envvar="MAILVOICE_HOME")] = Path("mailvoice-demo"),
     mailbox: Annotated[Optional[Path], typer.Option("--mailbox", help="Default: the bundled sample.")] = None,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="LoRA steps.")] = 40,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="LoRA steps.")] = 24,
     base_model: Annotated[str, typer.Option("--base-model")] = "smollm2-135m",
 ):
     """Prepare → train → evaluate → deploy on the bundled sample mailbox, on CPU."""

@@ -33,8 +33,8 @@ def sample_path(*parts: str) -> Path:
     return p
 
 
-def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 40, base_model: str = "smollm2-135m",
-             eval_prompts: int = 4, max_new_tokens: int = 120) -> dict:
+def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, base_model: str = "smollm2-135m",
+             eval_prompts: int = 3, max_new_tokens: int = 100) -> dict:
     from rich.table import Table
 
     from . import ui
