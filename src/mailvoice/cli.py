@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import MailvoiceError, NotAvailableYet
+from .errors import MailvoiceError
 
 app = typer.Typer(
     name="mailvoice",
@@ -84,7 +84,7 @@ def prepare(
         raise MailvoiceError("--llm-url and --llm-model only apply with --instructions llm")
     space = _space(user_id, workspace)
     out = output or space.data
-    with ui.step("reading and cleaning mail") as _tick:
+    with ui.step("reading and cleaning mail"):
         res = run_prepare(
             sources=source,
             out_dir=out,
@@ -519,8 +519,9 @@ def keys_new(
     from . import ui
     from .vault import new_identity
 
-    pub = new_identity(identity, overwrite=overwrite)
-    ui.out.print(f"wrote {identity} (keep it offline and private)\nrecipient: {pub}")
+    key_file = Path(identity)
+    pub = new_identity(key_file, overwrite=overwrite)  # the secret key goes only into that 0600 file
+    ui.out.print(f"wrote {key_file} (keep it offline and private)\nrecipient: {pub}")
 
 
 # --------------------------------------------------------------------------------------------- gateway

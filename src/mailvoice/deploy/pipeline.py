@@ -12,7 +12,6 @@ Modelfile with absolute paths for ``ollama create``, touching no server.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from ..chat import FORMATS, SYSTEM_PROMPT, ChatFormat, instruction_for
 from ..errors import MailvoiceError
-from ..workspace import make_private_dir, write_json, write_text
+from ..workspace import make_private_dir, sha256_file, write_json, write_text
 from . import gguf as G
 from .emailai import env_lines, render_env, update_env_file
 from .modelfile import model_name, ollama_parameters, ollama_tag_for, render_modelfile, serving_template
@@ -57,14 +56,6 @@ class DeployResult:
     env: dict[str, str]
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def chat_format_of(adapter: Path) -> ChatFormat:

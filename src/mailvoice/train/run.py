@@ -9,7 +9,6 @@ concatenated with per-example position ids), so no compute goes to padding.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import resource

@@ -32,7 +32,7 @@ import pyrage
 
 from .. import __version__
 from ..errors import MailvoiceError
-from ..workspace import UserSpace, make_private_dir, user_space, validate_user_id
+from ..workspace import UserSpace, make_private_dir, sha256_file, user_space, validate_user_id
 from . import keys as _keys
 from .audit import audit
 from .store import HashingReader, Store, discard
@@ -678,7 +678,7 @@ def _conflicts(space: UserSpace, expected: dict[str, dict], created_ts: float) -
         if dst.is_symlink() or not dst.is_file():
             raise MailvoiceError(f"cannot restore {name}: a link or folder is in the way")
         st = dst.stat()
-        same = st.st_size == int(f["size"]) and _sha_file(dst) == f["sha256"]
+        same = st.st_size == int(f["size"]) and sha256_file(dst) == f["sha256"]
         if same:
             continue
         replaced += 1
@@ -687,10 +687,4 @@ def _conflicts(space: UserSpace, expected: dict[str, dict], created_ts: float) -
     return conflicts, replaced
 
 
-def _sha_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(4 * 2**20):
-            h.update(chunk)
-    return h.hexdigest()
 
