@@ -94,6 +94,7 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
             max_val_prompts=eval_prompts,
             opts=GenOptions(max_new_tokens=max_new_tokens),
             tick=tick,
+            max_control_rows=12,  # the demo's time budget; `mailvoice evaluate` uses more
         )
     timings["evaluate"] = time.time() - t
 
