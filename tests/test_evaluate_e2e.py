@@ -77,12 +77,15 @@ def test_report_renders(smol_eval):
 
 
 def test_tuned_smollm2_ends_its_emails_with_the_end_token(smol_eval):
-    """The end-of-turn token was a trained target (pad != eos): on held-out prompts the tuned
+    """The end-of-turn token was a trained target (pad != eos): on held-out prompts, decoded with
+    the repeat penalty we serve with (greedy decoding without it loops on a 135M model), the tuned
     model stops by itself instead of running to the token limit."""
+    from mailvoice.deploy.modelfile import EMAIL_PARAMETERS
     from mailvoice.evaluate.generate import GenOptions, generate, load_tuned, val_rows
 
     ev, tmp = smol_eval
     model, tok = load_tuned(Path(ev.metrics["model"]))
     prompts = [r["messages"][1]["content"] for r in val_rows(tmp / "data")[:3]]
-    out = generate(model, tok, prompts, GenOptions(max_new_tokens=200), use_adapter=True)
+    opts = GenOptions(max_new_tokens=200, repetition_penalty=EMAIL_PARAMETERS["repeat_penalty"])
+    out = generate(model, tok, prompts, opts, use_adapter=True)
     assert sum(o["stopped"] for o in out) >= 2, [o["tokens"] for o in out]

@@ -22,6 +22,7 @@ class GenOptions:
     temperature: float = 0.0  # 0 → greedy, reproducible
     top_p: float = 0.9
     seed: int = 0
+    repetition_penalty: float = 1.0  # 1.0 = off; serving uses deploy.modelfile.EMAIL_PARAMETERS["repeat_penalty"]
 
 
 def resolve_adapter(model: str | Path) -> Path:
@@ -88,6 +89,8 @@ def generate(model, tok, prompts: list[str], opts: GenOptions, *, use_adapter: b
             text = fmt.render_prompt(prompt, SYSTEM_PROMPT)
             ids = tok(text, add_special_tokens=False, return_tensors="pt")
             kwargs = dict(max_new_tokens=opts.max_new_tokens, eos_token_id=end_id, pad_token_id=tok.pad_token_id)
+            if opts.repetition_penalty != 1.0:
+                kwargs["repetition_penalty"] = opts.repetition_penalty
             if opts.temperature > 0:
                 kwargs.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
             else:
