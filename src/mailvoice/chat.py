@@ -28,18 +28,74 @@ def task_line(*, subject: str = "", recipient: str = "", is_reply: bool = False,
     return "\n".join(parts)
 
 
+EXAMPLES_HEADER = "Emails you wrote before on similar topics (your voice; do not copy them):"
+EXAMPLE_RULE = "---"
+REPLYING_TO = "\n\nThe email you are replying to:\n"
+
+
+def examples_block(examples) -> str:
+    """Retrieved past emails of the user (``rag``), as the prompt shows them; '' for none."""
+    texts = [e.strip() for e in examples or () if e and e.strip()]
+    if not texts:
+        return ""
+    body = f"\n{EXAMPLE_RULE}\n".join(texts)
+    return f"{EXAMPLES_HEADER}\n{EXAMPLE_RULE}\n{body}\n{EXAMPLE_RULE}"
+
+
 def instruction_for(
     *,
     subject: str = "",
     recipient: str = "",
     replying_to: str | None = None,
     notes: str | None = None,
+    examples=(),
 ) -> str:
-    """The user turn of a training pair, and of every prompt at serving time."""
+    """The user turn of a training pair, and of every prompt at serving time.
+
+    ``examples`` are past emails retrieved for this one (``mailvoice.rag``); they sit between the
+    task and the email answered, the same way in training, evaluation and serving."""
     text = task_line(subject=subject, recipient=recipient, is_reply=bool(replying_to), notes=notes)
+    block = examples_block(examples)
+    if block:
+        text += "\n\n" + block
     if replying_to:
-        text += f"\n\nThe email you are replying to:\n{replying_to.strip()}"
+        text += f"{REPLYING_TO}{replying_to.strip()}"
     return text
+
+
+def strip_examples(user_turn: str) -> str:
+    """The same user turn without its retrieved examples (evaluate's with/without comparison)."""
+    start = user_turn.find("\n\n" + EXAMPLES_HEADER + "\n")
+    if start < 0:
+        return user_turn
+    end = user_turn.find(f"\n{EXAMPLE_RULE}{REPLYING_TO}", start)
+    return user_turn[:start] if end < 0 else user_turn[:start] + user_turn[end + 1 + len(EXAMPLE_RULE):]
+
+
+def with_examples(user_turn: str, examples) -> str:
+    """``user_turn`` with ``examples`` in the place ``instruction_for`` gives them (replacing any)."""
+    text = strip_examples(user_turn)
+    block = examples_block(examples)
+    if not block:
+        return text
+    at = text.find(REPLYING_TO)
+    return text + "\n\n" + block if at < 0 else text[:at] + "\n\n" + block + text[at:]
+
+
+def prompt_fields(user_turn: str) -> dict:
+    """``subject``, ``notes`` and ``replying_to`` back out of a user turn (its retrieval query)."""
+    text = strip_examples(user_turn)
+    head, _, replying = text.partition(REPLYING_TO)
+    get = {k: "" for k in ("subject", "notes")}
+    for line in head.splitlines():
+        for k in get:
+            if line.startswith(f"{k.capitalize()}: ") and not get[k]:
+                get[k] = line[len(k) + 2:].strip()
+    return {**get, "replying_to": replying.strip()}
+
+
+def has_examples(user_turn: str) -> bool:
+    return ("\n\n" + EXAMPLES_HEADER + "\n") in user_turn
 
 
 @dataclass(frozen=True)

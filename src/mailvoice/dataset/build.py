@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..chat import SYSTEM_PROMPT, instruction_for, task_line
+from ..chat import SYSTEM_PROMPT, examples_block, instruction_for, task_line
 from ..errors import MailvoiceError
 from ..sources.record import MailRecord
 from ..workspace import make_private_dir, write_json, write_jsonl
@@ -56,6 +56,9 @@ class DatasetOptions:
     llm_url: str | None = None  # an OpenAI- or Ollama-compatible endpoint for --instructions llm
     llm_model: str | None = None  # its model name, or alone: a local transformers model
     emailai_format: bool = False  # also write train_emailai.jsonl / val_emailai.jsonl (emailai_format.py)
+    rag: str | None = None  # "bm25" or "minilm": k of the user's past emails in every prompt (mailvoice.rag)
+    rag_k: int = 3
+    rag_max_chars: int = 600
 
 
 @dataclass
@@ -69,11 +72,12 @@ class Example:
     recipient: str = ""
     subject: str = ""
     llm_instruction: str | None = None  # instructions.py: replaces task_line in both formats
+    retrieved: list[str] = field(default_factory=list)  # rag: past emails shown in the prompt
 
     def user_turn(self) -> str:
         """The chat user turn: ``instruction_for``, its task line replaced by a generated instruction."""
         ctx = self.input or None
-        text = instruction_for(subject=self.subject, recipient=self.recipient, replying_to=ctx)
+        text = instruction_for(subject=self.subject, recipient=self.recipient, replying_to=ctx, examples=self.retrieved)
         if not self.llm_instruction:
             return text
         head = task_line(subject=self.subject, recipient=self.recipient, is_reply=bool(ctx))
@@ -84,7 +88,7 @@ class Example:
             "id": self.id,
             "thread_id": self.thread_id,
             "date": self.date,
-            "instruction": self.instruction,
+            "instruction": self.instruction + ("\n\n" + examples_block(self.retrieved) if self.retrieved else ""),
             "input": self.input,
             "output": self.output,
         }
@@ -246,6 +250,7 @@ def build_dataset(
     elif opts.instructions != "heuristic":
         raise MailvoiceError(f"unknown --instructions {opts.instructions!r}: use heuristic or llm")
     train, val = split_by_thread(examples, opts.val_fraction, opts.seed)
+    index = _retrieve_for(train, val, opts) if opts.rag else None  # before canaries: they never enter the index
     canaries = []
     if opts.plant_canaries:
         from .canaries import plant
@@ -263,6 +268,15 @@ def build_dataset(
         files["canaries"] = len(canaries)
     elif (out_dir / "canaries.json").exists():
         (out_dir / "canaries.json").unlink()  # a previous prepare's canaries are not in this data
+    if index is not None:
+        from ..rag.index import INDEX_DIR
+
+        index.save(out_dir / INDEX_DIR)
+        files["retrieval"] = len(index.docs)
+    elif (out_dir / "retrieval").exists():
+        import shutil
+
+        shutil.rmtree(out_dir / "retrieval")  # a previous prepare's index does not match these prompts
     if opts.format in ("alpaca", "both"):
         files["train_alpaca"] = write_jsonl(out_dir / "train_alpaca.jsonl", (e.alpaca() for e in train))
         files["val_alpaca"] = write_jsonl(out_dir / "val_alpaca.jsonl", (e.alpaca() for e in val))
@@ -297,6 +311,9 @@ def build_dataset(
         "format": opts.format,
         "files": files,
     }
+    if index is not None:
+        metadata["rag"] = {**index.meta(), "with_examples": {
+            "train": sum(1 for e in train if e.retrieved), "val": sum(1 for e in val if e.retrieved)}}
     if instr_meta is not None:
         metadata["instructions"] = instr_meta
         metadata["instructions_fallback"] = instr_meta["fallback"]
@@ -308,6 +325,19 @@ def build_dataset(
     }
     write_json(out_dir / "dataset_alpaca.json", manifest)
     return metadata
+
+
+def _retrieve_for(train: list[Example], val: list[Example], opts: DatasetOptions):
+    """Index the training replies and give every prompt its k nearest, never from its own thread."""
+    from ..rag.index import Index, RagOptions, query_text
+
+    index = Index.from_examples(train, RagOptions(opts.rag, opts.rag_k, opts.rag_max_chars))
+    rows = train + val
+    # the prompt's own fields only (never the reply): serving has nothing else to match on
+    queries = [query_text(subject=e.subject, notes=e.llm_instruction, replying_to=e.input) for e in rows]
+    for e, got in zip(rows, index.examples_many(queries, [e.thread_id for e in rows]), strict=True):
+        e.retrieved = got
+    return index
 
 
 def _describe(values: list[int]) -> dict:

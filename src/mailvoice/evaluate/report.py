@@ -118,6 +118,25 @@ def _verdict(metrics: dict) -> tuple[str, str]:
                    f"({pct}% vs {round(100 * (b or 0))}% of the way from other people's style to yours).")
 
 
+def _rag_section(rag: dict | None) -> str:
+    if not rag:
+        return ""
+    rows = ""
+    for k, label in (("with", f"with your {rag['k']} most similar past emails in the prompt"), ("without", "without them")):
+        r = rag.get(k) or {}
+        c = r.get("content") or {}
+        rows += (f"<tr><td>{label}</td><td>{_fmt(r.get('p_user'))}</td><td>{_fmt(r.get('voice_score'))}</td>"
+                 f"<td>{_fmt(c.get('rouge_l'))}</td><td>{_fmt(c.get('chrf'), 1)}</td><td>{_fmt(r.get('novelty'), 3)}</td>"
+                 f"<td>{_fmt(r.get('words'), 1)}</td></tr>")
+    how = "trained with retrieval" if rag["trained_with"] else "trained without retrieval"
+    return (f'<h2 id="rag">Retrieval: with and without your past emails</h2>'
+            f"<p>The same tuned model ({how}; {html.escape(rag['retriever'])} over {rag['docs']} training emails) "
+            f"answered the {rag['rows']} held-out prompts twice.</p>"
+            "<table><tr><th></th><th>P(you)</th><th>voice score</th><th>ROUGE-L</th><th>chrF</th><th>novelty</th><th>words</th></tr>"
+            f"{rows}</table><p class=muted>Novelty below the flag means phrases copied from training emails; "
+            "retrieved emails make copying easier, so read it next to the voice score.</p>\n")
+
+
 def write_report(path: Path, results: list[dict], metrics: dict) -> Path:
     v, ppl, nov, gate = metrics["voice"], metrics["perplexity"], metrics["novelty"], metrics["gate"]
     kind, verdict = _verdict(metrics)
@@ -177,6 +196,7 @@ def write_report(path: Path, results: list[dict], metrics: dict) -> Path:
                     f"(base: {_fmt((c['base'] or {}).get('rouge_l'))} / {_fmt((c['base'] or {}).get('chrf'), 1)})"
                     if c.get("tuned") else "–")
     gain = ppl.get("user_specific_gain")
+    rag_html = _rag_section(metrics.get("rag"))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mailvoice evaluation</title>
 <style>
@@ -201,6 +221,7 @@ the green bar how it rates your real emails that the model never saw (the ceilin
 <tr><td>voice score (0 = floor, 1 = ceiling)</td><td>0</td><td>{_fmt(v['voice_score'].get('base'))}</td><td>{_fmt(v['voice_score'].get('tuned'))}</td><td>1</td></tr></table>
 <p class=muted>{html.escape(v['reason'])}.</p>
 
+{rag_html}
 <h2 id="perplexity">How surprised is the model by your writing?</h2>
 <p>Perplexity of real emails the model never trained on: lower means the model finds the text more natural. Tuning should lower it
 for your emails much more than for other people's.</p>

@@ -192,6 +192,7 @@ def evaluate(
     novelty_flag: float = 0.95,
     classifier_margin: float = 0.3,
     fail_on_gate: bool = True,
+    compare_rag: bool = True,
     notice=print,
 ) -> EvalResult:
     from ..dataset.canaries import read_canaries
@@ -212,12 +213,17 @@ def evaluate(
 
     val_items = val[:max_val_prompts]
     items = [(p, "test-prompts", None) for p in prompts] + [(r["messages"][1]["content"], "val", reply(r)) for r in val_items]
+    rag = rag_variants(val_items, adapter, data_dir) if compare_rag else None
     model_, tok = load_tuned(adapter)
     texts = [p for p, _, _ in items]
     tuned = generate(model_, tok, texts, opts, use_adapter=True, progress=tick)
     base = generate(model_, tok, texts, opts, use_adapter=False, progress=tick)
     tuned_texts = [t["text"] for t in tuned]
     base_texts = [b["text"] for b in base]
+    if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
+        other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], opts, use_adapter=True, progress=tick)]
+        mine = tuned_texts[len(prompts):]
+        rag["texts"] = {"with": mine if rag["trained_with"] else other, "without": other if rag["trained_with"] else mine}
 
     ppl = {
         "user": {"base": reply_perplexity(model_, tok, val, use_adapter=False),
@@ -243,9 +249,23 @@ def evaluate(
     user_held = [reply(r) for r in val]
     other_train = [reply(r) for r in control_train]
     other_held = [reply(r) for r in control_held]
+    gens = {"base": base_texts, "tuned": tuned_texts}
+    if rag:
+        gens.update({f"rag_{k}": v for k, v in rag["texts"].items()})
     clf = M.voice_scores(user_train=user_train, other_train=other_train, user_heldout=user_held,
-                         other_heldout=other_held, generations={"base": base_texts, "tuned": tuned_texts},
-                         margin=classifier_margin, seed=opts.seed)
+                         other_heldout=other_held, generations=gens, margin=classifier_margin, seed=opts.seed)
+    rag_metrics = None
+    if rag:  # moved out of the voice section: same classifier, its own report block
+        refs_ = [reply(r) for r in val_items]
+        train_text_ = [m["content"] for r in train_rows for m in r["messages"][1:]]
+        grams_ = M.ngram_set(train_text_, 8)
+        rag_metrics = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(val_items)}
+        for k, t in rag["texts"].items():
+            key = f"rag_{k}"
+            rag_metrics[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
+                              "content": M.content_overlap(t, refs_), "novelty": M.novelty(t, grams_)["novelty"],
+                              "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
+            clf.per_text.pop(key, None)
     ref_docs = user_train + other_train
     delta = {name: M.burrows_delta(ref_docs, user_train, t) for name, t in
              (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts))}
@@ -304,6 +324,7 @@ def evaluate(
         "novelty": nov,
         "canaries": canary,
         "pii": pii,
+        "rag": rag_metrics,
         "generation": {"max_new_tokens": opts.max_new_tokens, "temperature": opts.temperature, "seed": opts.seed},
     }
     gate = run_gate(metrics, min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks)
@@ -332,6 +353,28 @@ def evaluate(
         err.result = res
         raise err
     return res
+
+
+def rag_variants(val_items: list[dict], adapter: Path, data_dir: Path | None) -> dict | None:
+    """With a retrieval index (the adapter's, else the dataset's): every val prompt the other way
+    round, so evaluate can compare the same model with and without the retrieved emails."""
+    from ..chat import has_examples, prompt_fields, strip_examples, with_examples
+    from ..rag.index import find_index, load_cached, query_text
+
+    folder = find_index(adapter) or find_index(data_dir)
+    if folder is None or not val_items:
+        return None
+    idx = load_cached(folder)
+    turns = [r["messages"][1]["content"] for r in val_items]
+    trained_with = any(has_examples(t) for t in turns)
+    if trained_with:
+        other = [strip_examples(t) for t in turns]
+    else:
+        queries = [query_text(**prompt_fields(t)) for t in turns]
+        got = idx.examples_many(queries, [r.get("thread_id") for r in val_items])
+        other = [with_examples(t, g) for t, g in zip(turns, got, strict=True)]
+    meta = {k: v for k, v in idx.meta().items() if k in ("retriever", "k", "max_chars", "docs", "model")}
+    return {"trained_with": trained_with, "other_prompts": other, "meta": meta, "index": str(folder)}
 
 
 def headline(metrics: dict) -> dict:

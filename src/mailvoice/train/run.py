@@ -9,6 +9,7 @@ concatenated with per-example position ids), so no compute goes to padding.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import resource
@@ -315,6 +316,7 @@ def train(
         shutil.rmtree(tmp_final)
     trainer.model.save_pretrained(str(tmp_final))
     tok.save_pretrained(str(tmp_final))
+    retrieval = _carry_retrieval(Path(data_dir), tmp_final)
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
@@ -344,6 +346,7 @@ def train(
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "device": device,
         "stopped_by": stop_requested["signal"],
+        "retrieval": retrieval,
     }
     if device == "cuda":
         summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -356,3 +359,17 @@ def train(
     os.replace(tmp_final, final)
     write_json(run_dir / "training_summary.json", summary)
     return TrainResult(run_dir=run_dir, final_dir=final, summary=summary)
+
+
+def _carry_retrieval(data_dir: Path, final: Path) -> dict | None:
+    """The prompts were built with retrieval (``prepare --rag``): the adapter carries its index,
+    so evaluate and serving retrieve from the same emails with the same settings."""
+    import shutil
+
+    from ..rag.index import INDEX_DIR, META_FILE, find_index
+
+    src = find_index(data_dir)
+    if src is None:
+        return None
+    shutil.copytree(src, final / INDEX_DIR, dirs_exist_ok=True)
+    return json.loads((final / INDEX_DIR / META_FILE).read_text())
