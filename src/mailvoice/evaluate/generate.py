@@ -74,7 +74,8 @@ def load_prompts(path: Path) -> list[str]:
     return [d["prompt"] for d in data]
 
 
-def generate(model, tok, prompts: list[str], opts: GenOptions, *, use_adapter: bool = True, progress=None) -> list[dict]:
+def generate(model, tok, prompts: list[str], opts: GenOptions, *, use_adapter: bool = True, progress=None,
+             system: str = SYSTEM_PROMPT) -> list[dict]:
     import contextlib
 
     import torch
@@ -86,7 +87,7 @@ def generate(model, tok, prompts: list[str], opts: GenOptions, *, use_adapter: b
     with ctx, torch.no_grad():
         for i, prompt in enumerate(prompts):
             torch.manual_seed(opts.seed + i)
-            text = fmt.render_prompt(prompt, SYSTEM_PROMPT)
+            text = fmt.render_prompt(prompt, system)
             ids = tok(text, add_special_tokens=False, return_tensors="pt")
             kwargs = dict(max_new_tokens=opts.max_new_tokens, eos_token_id=end_id, pad_token_id=tok.pad_token_id)
             if opts.repetition_penalty != 1.0:

@@ -137,6 +137,23 @@ def _rag_section(rag: dict | None) -> str:
             "retrieved emails make copying easier, so read it next to the voice score.</p>\n")
 
 
+def _emailai_section(e: dict | None) -> str:
+    if not e:
+        return ""
+    rows = ""
+    for side, label in (("base", "base model"), ("tuned", "tuned model")):
+        r, c = e[side], e[side].get("content") or {}
+        rows += (f"<tr><td>{label}</td><td>{_fmt(r['json_valid'])}</td><td>{_fmt(r.get('p_user'))}</td>"
+                 f"<td>{_fmt(r.get('voice_score'))}</td><td>{_fmt(c.get('rouge_l'))}</td><td>{_fmt(c.get('chrf'), 1)}</td>"
+                 f"<td>{_fmt((e.get('perplexity') or {}).get(side), 1)}</td></tr>")
+    trained = html.escape(e.get("trained_on") or "unknown")
+    return (f'<h2 id="emailai">EmailAI\'s own drafting prompt</h2><p>{e["rows"]} held-out replies asked the way EmailAI '
+            f"asks (its system text, the thread in &lt;email&gt; tags, a JSON answer). The model was trained on "
+            f"<code>{trained}</code>; the gateway rewrites EmailAI's request into the training prompt unless it was "
+            "trained on this one.</p><table><tr><th></th><th>valid JSON {reply}</th><th>P(you)</th><th>voice score</th>"
+            f"<th>ROUGE-L</th><th>chrF</th><th>perplexity</th></tr>{rows}</table>\n")
+
+
 def write_report(path: Path, results: list[dict], metrics: dict) -> Path:
     v, ppl, nov, gate = metrics["voice"], metrics["perplexity"], metrics["novelty"], metrics["gate"]
     kind, verdict = _verdict(metrics)
@@ -196,7 +213,7 @@ def write_report(path: Path, results: list[dict], metrics: dict) -> Path:
                     f"(base: {_fmt((c['base'] or {}).get('rouge_l'))} / {_fmt((c['base'] or {}).get('chrf'), 1)})"
                     if c.get("tuned") else "–")
     gain = ppl.get("user_specific_gain")
-    rag_html = _rag_section(metrics.get("rag"))
+    rag_html = _rag_section(metrics.get("rag")) + _emailai_section(metrics.get("emailai"))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mailvoice evaluation</title>
 <style>

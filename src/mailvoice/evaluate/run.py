@@ -193,6 +193,7 @@ def evaluate(
     classifier_margin: float = 0.3,
     fail_on_gate: bool = True,
     compare_rag: bool = True,
+    max_emailai_prompts: int = 4,
     notice=print,
 ) -> EvalResult:
     from ..dataset.canaries import read_canaries
@@ -220,6 +221,16 @@ def evaluate(
     base = generate(model_, tok, texts, opts, use_adapter=False, progress=tick)
     tuned_texts = [t["text"] for t in tuned]
     base_texts = [b["text"] for b in base]
+    e_rows = _emailai_rows(data_dir, max_emailai_prompts)
+    e_gen = None
+    if e_rows:  # EmailAI-shaped held-out prompts (prepare --emailai-format), with EmailAI's own system text
+        from ..dataset.emailai_format import SYSTEM_PROMPT as EMAILAI_SYSTEM
+
+        e_prompts = [r["messages"][1]["content"] for r in e_rows]
+        e_gen = {side: [g["text"] for g in generate(model_, tok, e_prompts, opts, use_adapter=side == "tuned",
+                                                     progress=tick, system=EMAILAI_SYSTEM)]
+                 for side in ("tuned", "base")}
+        e_gen["ppl"] = {side: reply_perplexity(model_, tok, e_rows, use_adapter=side == "tuned") for side in ("tuned", "base")}
     if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
         other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], opts, use_adapter=True, progress=tick)]
         mine = tuned_texts[len(prompts):]
@@ -252,8 +263,24 @@ def evaluate(
     gens = {"base": base_texts, "tuned": tuned_texts}
     if rag:
         gens.update({f"rag_{k}": v for k, v in rag["texts"].items()})
+    if e_gen:
+        from ..dataset.emailai_format import parse_reply
+
+        e_parsed = {side: [parse_reply(t) for t in e_gen[side]] for side in ("tuned", "base")}
+        gens.update({f"emailai_{side}": [r if r is not None else t for r, t in zip(e_parsed[side], e_gen[side], strict=True)]
+                     for side in ("tuned", "base")})
     clf = M.voice_scores(user_train=user_train, other_train=other_train, user_heldout=user_held,
                          other_heldout=other_held, generations=gens, margin=classifier_margin, seed=opts.seed)
+    emailai = None
+    if e_gen:  # moved out of the voice section like rag's
+        e_refs = [parse_reply(r["messages"][2]["content"]) or "" for r in e_rows]
+        emailai = {"rows": len(e_rows), "trained_on": _trained_on(adapter), "perplexity": e_gen["ppl"]}
+        for side in ("tuned", "base"):
+            key = f"emailai_{side}"
+            emailai[side] = {"json_valid": sum(r is not None for r in e_parsed[side]) / len(e_rows),
+                             "p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
+                             "content": M.content_overlap(gens[key], e_refs)}
+            clf.per_text.pop(key, None)
     rag_metrics = None
     if rag:  # moved out of the voice section: same classifier, its own report block
         refs_ = [reply(r) for r in val_items]
@@ -325,6 +352,7 @@ def evaluate(
         "canaries": canary,
         "pii": pii,
         "rag": rag_metrics,
+        "emailai": emailai,
         "generation": {"max_new_tokens": opts.max_new_tokens, "temperature": opts.temperature, "seed": opts.seed},
     }
     gate = run_gate(metrics, min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks)
@@ -353,6 +381,19 @@ def evaluate(
         err.result = res
         raise err
     return res
+
+
+def _emailai_rows(data_dir: Path | None, limit: int) -> list[dict]:
+    p = Path(data_dir) / "val_emailai.jsonl" if data_dir else None
+    return read_jsonl(p)[:limit] if limit and p and p.is_file() else []
+
+
+def _trained_on(adapter: Path) -> str | None:
+    p = adapter / "training_summary.json"
+    try:
+        return json.loads(p.read_text())["config"]["train_file"] if p.is_file() else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def rag_variants(val_items: list[dict], adapter: Path, data_dir: Path | None) -> dict | None:
