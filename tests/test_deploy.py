@@ -9,6 +9,7 @@ import stat
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mailvoice.chat import CHATML, FORMATS, LLAMA3, SYSTEM_PROMPT, instruction_for
@@ -359,3 +360,70 @@ def test_private_modes_of_what_deploy_writes(random_adapter, workspace, monkeypa
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert not [p for p in folder.rglob("*") if p.is_file()]
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+# ------------------------------------------------------------------------------- account emails → gateway
+@pytest.fixture
+def stub_toolchain(monkeypatch):
+    """The real deploy path (CLI → pipeline → Ollama API → registry) with llama.cpp's steps stubbed:
+    each "conversion" writes a tiny valid GGUF, and the probe is taken as passed."""
+    from mailvoice import tools
+    from mailvoice.deploy import gguf as G
+    from mailvoice.deploy import pipeline
+
+    monkeypatch.setattr(tools, "require_toolchain", lambda **kw: tools.Toolchain(source="test"))
+    monkeypatch.setattr(G, "convert_lora", lambda tc, adapter, base, out, outtype="f32": _gguf(out))
+    monkeypatch.setattr(G, "merge_adapter", lambda adapter, base, out: (out.mkdir(parents=True, exist_ok=True), out)[1])
+    monkeypatch.setattr(G, "convert_hf", lambda tc, d, out, outtype="f16", name=None: _gguf(out))
+    monkeypatch.setattr(G, "quantize", lambda tc, src, dst, q: _gguf(dst))
+    monkeypatch.setattr(pipeline, "verify", lambda client, name, fmt: {"ok": True, "done_reason": "stop"})
+
+
+def test_bad_user_email_is_one_line_before_any_work(random_adapter, workspace, capsys):
+    rc = main(["deploy", "--model", str(random_adapter), "--user-id", "u1", "--dry-run",
+               "--user-email", "ana@acme.example", "--user-email", "Ana Lima <ana"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err == "error: --user-email: the 2nd value is not an email address (name@example.com)\n"
+    assert not list(Path(workspace).glob("u1/models/*/*.gguf"))
+
+
+def test_deploy_records_the_account_emails_and_the_gateway_routes_by_them(
+        random_adapter, fake, workspace, stub_toolchain, capsys):
+    from mailvoice.deploy import registry
+    from mailvoice.gateway import GatewayConfig, UserDirectory
+    from mailvoice.sources.record import MailRecord
+
+    # ana names her accounts; ben does not, and gets the addresses his prepared mail was sent from
+    assert main(["deploy", "--model", str(random_adapter), "--user-id", "ana", "--ollama-url", fake.url,
+                 "--user-email", "Ana@Acme.example", "--user-email", "ana.work@acme.example"]) == 0
+    data = Path(workspace) / "ben" / "data"
+    data.mkdir(parents=True)
+    recs = ([MailRecord(f"m{i}", "t", None, "ben@acme.example", text="hi") for i in range(250)]
+            + [MailRecord("x", "t", None, "stray@elsewhere.example")]  # < 1 %: a stray Sent-folder sender
+            + [MailRecord("e", "t", None, "ben@acme.example", source="emailai:ben.ai@acme.example")])
+    (data / "records.jsonl").write_text("".join(r.to_json() + "\n" for r in recs))
+    assert main(["deploy", "--model", str(random_adapter), "--user-id", "ben", "--ollama-url", fake.url]) == 0
+    cap = capsys.readouterr()
+    assert "@acme.example" not in cap.out + cap.err  # addresses are private: counts only
+    assert "recording the 2 account address(es)" in " ".join(cap.err.split())
+
+    assert registry.load("ana", workspace)["emails"] == ["ana@acme.example", "ana.work@acme.example"]
+    assert registry.load("ben", workspace)["emails"] == ["ben.ai@acme.example", "ben@acme.example"]
+
+    # the gateway, with no --users-map, routes EmailAI's drafting call by those addresses
+    from test_gateway import Upstream, ollama_draft_body, running_gateway
+
+    up = Upstream()
+    try:
+        with running_gateway(GatewayConfig(upstream=up.url, directory=UserDirectory(workspace))) as url:
+            for account, model in (("ANA.WORK@acme.example", "emailai-ana"), ("ben.ai@acme.example", "emailai-ben"),
+                                   ("stray@elsewhere.example", None)):
+                r = httpx.post(url + "/api/chat", json=ollama_draft_body(account, newer=True), timeout=10)
+                assert r.status_code == 200
+                if model:
+                    assert r.headers["x-mailvoice-route"] == "voice" and model in json.loads(r.json()["message"]["content"])["reply"]
+                else:
+                    assert r.headers["x-mailvoice-route"] == "base"
+        assert [c["model"] for c in up.voice_calls()] == ["emailai-ana", "emailai-ben"]
+    finally:
+        up.close()

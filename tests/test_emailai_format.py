@@ -141,8 +141,13 @@ def test_parse_tolerates_sdk_variants():
     msgs[1]["content"] = [{"type": "text", "text": msgs[1]["content"]}]
     p = parse_emailai_request(msgs)
     assert p and p.account_email == "d@x.example" and len(p.thread) == 3
-    # no system message at all
+    assert p.schema == {"type": "object", "properties": {"reply": {"type": "string"}}}
+    assert parse_emailai_request(up.current_request(up.THREAD, email="d@x.example")).schema is None
+    # no system message at all: recognised, unless the caller (the gateway) requires the drafting one
     assert parse_emailai_request(msgs[1:]).account_email == "d@x.example"
+    assert parse_emailai_request(msgs, require_system=True) is not None
+    assert parse_emailai_request(msgs[1:], require_system=True) is None
+    assert parse_emailai_request([{"role": "system", "content": "Summarise."}, msgs[1]], require_system=True) is None
 
 
 def test_long_bodies_are_truncated_like_upstream():

@@ -23,7 +23,7 @@ import pytest
 
 from mailvoice.chat import SYSTEM_PROMPT, instruction_for
 from mailvoice.gateway import GatewayConfig, UserDirectory, create_app
-from mailvoice.gateway.emailai import parse_local, to_instruction
+from mailvoice.gateway.emailai import draft_request, to_instruction
 from mailvoice.gateway.shape import JsonTemplate, build_object
 
 DRAFT_SCHEMA = {"type": "object", "properties": {"reply": {"type": "string", "description":
@@ -250,14 +250,22 @@ def expected_instruction(account=ANA):
 # ------------------------------------------------------------------------------- parsing + shape
 def test_parser_recognises_both_prompt_forms_and_nothing_else():
     for newer in (False, True):
-        p = parse_local(ollama_draft_body(ANA, newer=newer)["messages"])
+        p = draft_request(ollama_draft_body(ANA, newer=newer)["messages"])
         assert p is not None and p.account_email == ANA
-        assert len(p.thread) == 2 and p.thread[-1].body.endswith("<b>&</b>")  # unescaped
+        assert len(p.thread) == 2 and p.thread[-1]["content"].endswith("<b>&</b>")  # unescaped
         assert to_instruction(p) == expected_instruction()
-    assert parse_local(RULES_BODY["messages"]) is None
-    assert parse_local([{"role": "user", "content": "hello"}]) is None
-    p = parse_local(ollama_draft_body(ANA, fmt="json")["messages"])
+    assert draft_request(RULES_BODY["messages"]) is None
+    assert draft_request([{"role": "user", "content": "hello"}]) is None
+    assert draft_request({"not": "a list"}) is None and draft_request(7) is None
+    p = draft_request(ollama_draft_body(ANA, fmt="json")["messages"])
     assert p.schema == DRAFT_SCHEMA
+    # the drafting user prompt under another system text is some other call: it passes through
+    msgs = ollama_draft_body(ANA)["messages"]
+    assert draft_request([{"role": "system", "content": "Summarise this thread."}, msgs[1]]) is None
+    assert draft_request(msgs[1:]) is None
+    # an account that is no address (a training row's scrubbed "<EMAIL>") routes nobody
+    scrubbed = draft_prompt(thread_for("<EMAIL>"), "<EMAIL>", newer=True)
+    assert draft_request([msgs[0], {"role": "user", "content": scrubbed}]) is None
 
 
 def test_shape_fills_the_schema_and_streaming_pieces_concatenate_to_it():
@@ -316,6 +324,40 @@ def test_draft_on_the_generate_route_and_the_openai_routes(gateway, upstream):
     assert "emailai-ana" in json.loads(text)["reply"] and chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
 
+PII_BODY = ("Call me on +1 415 555 0134 or write to dana.private@example.org. "
+            "The staging key is AKIAIOSFODNN7EXAMPLE. Can we talk Tuesday?")
+
+
+def test_the_thread_reaching_the_voice_model_is_pii_scrubbed_like_the_training_data(upstream):
+    from mailvoice.dataset import pii
+
+    pii._engine.cache_clear()  # the gateway builds the scrubber at startup, not on the first draft
+    cfg = GatewayConfig(upstream=upstream.url, directory=UserDirectory(records=[record("ana", ANA)]))
+    with running_gateway(cfg) as url:
+        assert pii._engine.cache_info().currsize == 1
+        thread = thread_for(ANA)
+        thread[0]["from"] = f"Ana Lima <{ANA}>"
+        thread[-1]["body"] = PII_BODY
+        body = ollama_draft_body(ANA)
+        body["messages"][1]["content"] = draft_prompt(thread, ANA, newer=True)
+        r = httpx.post(url + "/api/chat", json=body, timeout=10)
+        assert r.status_code == 200 and r.headers["x-mailvoice-route"] == "voice"
+    call, = upstream.voice_calls()
+    prompt = call["messages"][1]["content"]
+    for raw in ("415", "0134", "dana.private", "example.org", "AKIA"):
+        assert raw not in prompt
+    assert prompt == instruction_for(subject="Re: Quarterly numbers", recipient="Dana", replying_to=(
+        "Call me on <PHONE> or write to <EMAIL>. The staging key is <SECRET>. Can we talk Tuesday?"))
+    # the same text as dataset.build would have trained on
+    assert pii.scrub(PII_BODY, protect=["Ana Lima", "Ana"]).text in prompt
+
+
+def test_protected_names_mirror_the_training_data():
+    from mailvoice.gateway.emailai import protected_names
+
+    assert protected_names(["Ana Lima", '"Ana Lima"', "ana@acme.example", "", "Bo"]) == ["Ana Lima", "Ana", "Bo"]
+
+
 def test_other_calls_pass_through_byte_for_byte(gateway, upstream):
     raw = json.dumps(RULES_BODY, indent=1).encode() + b"  "  # odd spacing survives untouched
     r = httpx.post(gateway + "/api/chat?x=1", content=raw, headers={"content-type": "application/json", "x-extra": "yes"}, timeout=10)
@@ -359,6 +401,17 @@ def test_users_map_file_and_registry_on_disk(upstream, tmp_path):
     d = UserDirectory(tmp_path, users_map=load_users_map(m))
     assert d.route_for_email("ana.work@acme.example").model == "emailai-ana"
     assert d.route_for_email(ANA).reason == "no-user"
+
+
+def test_an_address_two_users_claim_goes_to_nobody_unless_the_map_says(caplog):
+    caplog.set_level(logging.INFO)
+    recs = [record("ana", ANA), {"user_id": "ben", "model": "emailai-ben", "emails": [ANA.upper(), BEN]}]
+    d = UserDirectory(records=recs)
+    assert d.route_for_email(ANA).model is None and d.route_for_email(ANA).reason == "ambiguous-email"
+    assert d.route_for_email(BEN).model == "emailai-ben" and d.summary()["ambiguous_emails"] == 1
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    assert "1 account address(es)" in logs and ANA not in logs
+    assert UserDirectory(records=recs, users_map={ANA: "ana"}).route_for_email(ANA).model == "emailai-ana"
 
 
 def test_voice_model_missing_upstream_falls_back_to_base(gateway, upstream):
@@ -464,6 +517,17 @@ def test_write_command_through_the_registry_and_an_upstream(upstream, tmp_path):
     call, = upstream.voice_calls()
     assert call["messages"][1]["content"] == instruction_for(
         subject="Re: Lunch", recipient="Dana", replying_to="Are you free for lunch on Friday?", notes="say yes, suggest noon")
+
+
+def test_write_reply_to_is_pii_scrubbed_like_the_gateway(tmp_path):
+    from mailvoice.gateway.compose import instruction_from
+
+    eml = tmp_path / "in.eml"
+    eml.write_bytes(b"From: Dana Ortiz <dana.ortiz@example.org>\r\nTo: Ana Lima <ana@acme.example>\r\n"
+                    b"Subject: Lunch\r\nMessage-ID: <x@y>\r\n\r\n" + PII_BODY.encode() + b"\r\n")
+    got = instruction_from("say yes", eml)
+    assert got == instruction_for(subject="Re: Lunch", recipient="Dana", notes="say yes", replying_to=(
+        "Call me on <PHONE> or write to <EMAIL>. The staging key is <SECRET>. Can we talk Tuesday?"))
 
 
 def test_mcp_server_exposes_draft_email_only_for_its_users(upstream, tmp_path):

@@ -318,15 +318,18 @@ def deploy(
     eval_metrics: Annotated[Optional[Path], typer.Option("--eval-metrics", help="metrics.json to record with the model.")] = None,
     require_eval: Annotated[bool, typer.Option("--require-eval", help="Refuse a model whose last evaluation failed or is missing.")] = False,
     target: Annotated[str, typer.Option("--target", help="ollama or vllm.")] = "ollama",
+    user_email: Annotated[list[str], typer.Option("--user-email", help="The EmailAI account address(es) this user drafts as, for `mailvoice gateway`; repeatable (default: the sender addresses of the prepared mail).")] = [],
     workspace: Workspace = None,
 ):
     """Turn the adapter into the Ollama model emailai-<user-id>, check it answers and stops, register it."""
     from . import ui
     from .deploy.pipeline import DeployOptions
     from .deploy.pipeline import deploy as run_deploy
+    from .deploy.registry import account_emails
 
     if merge and adapter:
         raise MailvoiceError("--merge and --adapter exclude each other")
+    emails = account_emails(user_email)  # a bad address fails before any work
     if require_eval:
         from .evaluate.run import require_eval as _require_eval
 
@@ -342,7 +345,7 @@ def deploy(
     if target != "ollama":
         raise MailvoiceError(f"unknown --target {target!r}: use ollama or vllm")
     opts = DeployOptions(mode="adapter" if adapter else "merged", quantize=quantize, ollama_url=ollama_url,
-                         dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics)
+                         dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics, emails=emails)
     with ui.step("deploying"):
         res = run_deploy(model, user_id, space, opts, log=ui.notice)
     if dry_run:
@@ -564,6 +567,12 @@ def gateway(
     s = directory.summary()
     ui.out.print(f"gateway on http://{host}:{port}/api -> {cfg.upstream} ({s['voice_models']} voice models, "
                  f"{s['emails']} account emails); set OLLAMA_BASE_URL=http://{host}:{port}/api")
+    if s["users"] and not s["emails"]:
+        ui.notice("no deploy record names an account address and no --users-map is given: every draft gets the base "
+                  "model (redeploy with --user-email, or pass --users-map)")
+    if s["ambiguous_emails"]:
+        ui.notice(f"{s['ambiguous_emails']} account address(es) are claimed by more than one user: they get the base "
+                  "model until --users-map names their user")
     serve(cfg, host=host, port=port)
 
 

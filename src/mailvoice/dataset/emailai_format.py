@@ -77,6 +77,8 @@ Return your response in JSON format.
 THREAD_MARKER = "Here is the context of the email thread (from oldest to newest):"
 REPLY_MARKER = "Please write a reply to the email."
 SYSTEM_MARKER = "You are an expert assistant that drafts email replies"
+# What ``require_system`` looks for: the part of the system text every known version and fork keeps.
+DRAFT_SYSTEM_HINT = "drafts email replies"
 
 
 # --------------------------------------------------------------------------------------------- upstream helpers
@@ -255,6 +257,7 @@ class ParsedDraftRequest:
     instructions: str | None = None  # older versions' <instructions>
     today: str | None = None
     system: str = ""
+    schema: dict | None = None  # a JSON schema written into the system text (AI SDK json mode), if any
 
     @property
     def latest(self) -> dict | None:
@@ -303,11 +306,26 @@ def _parse_email(chunk: str) -> dict:
     return out
 
 
-def parse_emailai_request(messages: Sequence[dict]) -> ParsedDraftRequest | None:
+def _schema_in(system: str) -> dict | None:
+    """The object after "JSON schema:" in the system text (the AI SDK's json mode puts it there)."""
+    at = system.find("JSON schema:")
+    start = system.find("{", at) if at >= 0 else -1
+    if start < 0:
+        return None
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(system, start)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def parse_emailai_request(messages: Sequence[dict], *, require_system: bool = False) -> ParsedDraftRequest | None:
     """Recognise EmailAI's draft-with-knowledge request in chat ``messages``; ``None`` if it is not one.
 
     Pure: no I/O. Accepts the current and older prompt versions, a system prompt with extra text
-    (an SDK's JSON-schema note), and OpenAI content-part lists."""
+    (an SDK's JSON-schema note, returned parsed as ``schema``), and OpenAI content-part lists.
+    ``require_system=True`` (the gateway) also asks for the drafting system text
+    (:data:`DRAFT_SYSTEM_HINT`), so another call that happens to quote a thread is not taken for it."""
     if not messages:
         return None
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
@@ -319,6 +337,8 @@ def parse_emailai_request(messages: Sequence[dict]) -> ParsedDraftRequest | None
     if start < 0 or end < start:
         return None
     system = "\n".join(_content(m) for m in messages if isinstance(m, dict) and m.get("role") == "system")
+    if require_system and DRAFT_SYSTEM_HINT not in system:
+        return None
     head, body, tail = text[:start], text[start + len(THREAD_MARKER): end], text[end + len(REPLY_MARKER):]
     thread = [_parse_email(m.group(1)) for m in re.finditer(r"<email>(.*?)</email>", body, re.S)]
     if not thread:
@@ -347,6 +367,7 @@ def parse_emailai_request(messages: Sequence[dict]) -> ParsedDraftRequest | None
         instructions=_tag(head, "instructions"),
         today=today.group(1) if today else None,
         system=system,
+        schema=_schema_in(system),
     )
 
 

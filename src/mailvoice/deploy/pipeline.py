@@ -7,7 +7,9 @@ non-quantized Ollama tag of the base it was trained on, through ``/api/create``'
 when the base has no known tag, the server lacks it, or the server refuses adapter models, it
 falls back to merged and says why. Then ``/api/generate`` a probe: no answer or no stop → the
 model is deleted again and nothing is registered. ``--dry-run`` writes the GGUF(s) and a
-Modelfile with absolute paths for ``ollama create``, touching no server.
+Modelfile with absolute paths for ``ollama create``, touching no server. The record keeps the
+account addresses EmailAI drafts as (``--user-email``, else those of the prepared mail) under
+``emails``, which is how ``mailvoice gateway`` finds the user.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class DeployOptions:
     lora: bool = True  # also write the GGUF LoRA (for `mailvoice serve`), cheap
     lora_outtype: str = "f16"
     eval_metrics: Path | None = None
+    # the account addresses EmailAI drafts as (validated: registry.account_emails); empty → the
+    # addresses the user's prepared mail knows (registry.dataset_account_emails), if any
+    emails: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -103,6 +108,7 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
     quant = G.normalise_quant(opts.quantize)
     template = serving_template(fmt)
     name = model_name(user_id)
+    emails = _account_emails(opts, space, note)
     out = make_private_dir(space.models / name)
     mode = opts.mode
     base_tag = ollama_tag_for(base.hf_id)
@@ -190,6 +196,7 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         "lora_gguf_bytes": lora_gguf.stat().st_size if lora_gguf else None,
         "modelfile": str(modelfile),
         "evaluation": _eval_scores(adapter, opts.eval_metrics, space),
+        "emails": emails,  # the gateway routes EmailAI's drafting calls for these accounts here
         "llama_cpp": tc.describe().get("version") or tc.source,
     }
     if opts.dry_run:
@@ -225,6 +232,18 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         update_env_file(opts.env_file, env)
     client.close()
     return DeployResult(name, mode, out, modelfile, merged_gguf, lora_gguf, record, env, notices, timings)
+
+
+def _account_emails(opts: DeployOptions, space, note) -> list[str]:
+    from . import registry
+
+    if opts.emails:
+        return registry.account_emails(opts.emails)
+    found = registry.dataset_account_emails(space.data)
+    if found:  # counts only: addresses are private data
+        note(f"no --user-email given: recording the {len(found)} account address(es) your prepared mail was sent "
+             "from, for the gateway's routing (--user-email sets them)")
+    return found
 
 
 def _now() -> str:

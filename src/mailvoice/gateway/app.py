@@ -3,8 +3,9 @@
 Every request is forwarded unchanged — method, path, query, body bytes, response bytes and
 status — to the upstream (Ollama, ``llama-server``, vLLM or ``mailvoice serve``), except
 EmailAI's drafting call (``POST /api/chat``, ``/api/generate`` or ``/v1/chat/completions``
-recognised by ``gateway.emailai``). For that one the account email picks the user's voice model
-(``gateway.users``); the thread becomes our training prompt (``chat.instruction_for``); the
+recognised by ``dataset.emailai_format.parse_emailai_request``, through ``gateway.emailai``). For
+that one the account email picks the user's voice model (``gateway.users``); the thread becomes
+our training prompt (``chat.instruction_for``), PII-scrubbed like the training data; the
 voice model's email comes back in exactly the shape EmailAI asked for (``gateway.shape``),
 streamed when asked. Users without a voice model, or whose last evaluation failed the gate,
 get the base model: their request passes through untouched.
@@ -35,7 +36,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
 from ..chat import SYSTEM_PROMPT
-from .emailai import parse_draft_request, to_instruction
+from .emailai import draft_request, to_instruction, warm_scrubber
 from .shape import JsonTemplate, requested_schema
 from .users import Route, UserDirectory
 
@@ -99,6 +100,8 @@ class Gateway:
 
     # ----------------------------------------------------------------------------- lifecycle
     async def startup(self):
+        # the PII scrubber's engines take a second or more to build: now, not on the first draft
+        await asyncio.to_thread(warm_scrubber)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(self.cfg.timeout_s, connect=5.0), limits=limits)
 
@@ -144,7 +147,7 @@ class Gateway:
                 payload = None
             if isinstance(payload, dict):
                 messages = _messages_of(kind, payload)
-                parsed = parse_draft_request(messages) if messages else None
+                parsed = draft_request(messages) if messages else None
             if parsed is not None:
                 route = self.cfg.directory.route_for_email(parsed.account_email)
                 if route.model:

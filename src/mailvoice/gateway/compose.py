@@ -1,10 +1,11 @@
 """Drafting outside EmailAI: ``mailvoice write`` and the MCP ``draft_email`` tool.
 
 The prompt is the training prompt (``chat.instruction_for`` with the notes, and the email
-being answered when there is one). The model is the user's, found through the deploy
-registry: either called on a server (``--upstream``: Ollama ``/api/chat`` or an
-OpenAI-compatible ``/v1``, model ``emailai-<id>``), or loaded locally from the registry's
-adapter path (transformers + PEFT; no server needed). ``candidates > 1`` samples N drafts and
+being answered when there is one, PII-scrubbed like the training data and the gateway's
+prompts). The model is the user's, found through the deploy registry: either called on a
+server (``--upstream``: Ollama ``/api/chat`` or an OpenAI-compatible ``/v1``, model
+``emailai-<id>``), or loaded locally from the registry's adapter path (transformers + PEFT;
+no server needed). ``candidates > 1`` samples N drafts and
 keeps the one the user's style classifier (the evaluate stage's ``AuthorshipClassifier``,
 fitted on the user's training replies vs the control authors) scores highest.
 """
@@ -21,7 +22,7 @@ import httpx
 
 from ..chat import SYSTEM_PROMPT, instruction_for
 from ..errors import MailvoiceError
-from .emailai import recipient_name
+from .emailai import protected_names, recipient_name, scrub_text
 
 
 @dataclass
@@ -35,21 +36,34 @@ class Draft:
 
 
 def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str = "", recipient: str = "") -> str:
+    """The training prompt for ``notes``; with ``reply_to`` (an .eml), a reply to its cleaned body,
+    PII-scrubbed as the gateway and the training data do (the recipients' display names, the
+    user's among them, protected as ``dataset.build`` protects the user's names)."""
     if reply_to is None:
         return instruction_for(subject=subject, recipient=recipient, notes=notes or None)
+    from email.parser import BytesHeaderParser
+    from email.utils import getaddresses
+
     from ..clean import extract_author_text
     from ..sources import parse_message
 
     p = Path(reply_to)
     if not p.is_file():
         raise MailvoiceError(f"file not found: {p}")
-    rec = parse_message(p.read_bytes(), source=f"eml:{p.name}")
+    raw = p.read_bytes()
+    rec = parse_message(raw, source=f"eml:{p.name}")
     body = extract_author_text(rec.text, rec.html).text
-    subj = subject or rec.subject or ""
+    try:
+        h = BytesHeaderParser().parsebytes(raw)
+        names = [n for n, _ in getaddresses([str(v) for v in (h.get_all("to") or []) + (h.get_all("cc") or [])])]
+    except Exception:  # noqa: BLE001 - a header surprise only costs the protection of names
+        names = []
+    protect = protected_names(names)
+    subj = subject or scrub_text(rec.subject or "", protect)
     if subj and not re.match(r"(?i)re\s*:", subj):
         subj = "Re: " + subj
     return instruction_for(subject=subj, recipient=recipient or recipient_name(rec.from_addr),
-                           replying_to=body or "(no text)", notes=notes or None)
+                           replying_to=scrub_text(body, protect) or "(no text)", notes=notes or None)
 
 
 # --------------------------------------------------------------------------------- style scorer

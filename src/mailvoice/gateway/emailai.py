@@ -1,150 +1,58 @@
-"""Recognise EmailAI's drafting call and turn it into our training prompt.
+"""EmailAI's drafting call, gateway side: who it is for, and our training prompt for it.
 
-EmailAI (Inbox Zero) drafts a reply with ``aiDraftWithKnowledge``
-(``apps/web/utils/ai/reply/draft-with-knowledge.ts``): a system text that begins "You are an
-expert assistant that drafts email replies", a user prompt holding the thread as
-``<email><from>…</from><to>…</to><subject>…</subject><body>…</body><date>…</date></email>``
-blocks (``stringifyEmail``: fields HTML-escaped), "Please write a reply to the email." and the
-account it writes for — "IMPORTANT: The person you're writing an email for is: X." (fork and
-older upstream) or "IMPORTANT: You are writing an email as X." (newer upstream) — and a
-``{reply: string}`` schema. Every other AI call (rule matching, categorisation, summaries…)
-is not recognised and passes through.
+Recognition is the dataset side's one parser,
+:func:`mailvoice.dataset.emailai_format.parse_emailai_request` (the thread as
+``{from, to, subject, content, date}`` dicts, the account, the context blocks, a JSON schema
+written into the system text), called with ``require_system=True``: the gateway takes a request
+for EmailAI's drafting call only when its system text is the drafting one too. What is left here
+is what only the gateway needs:
 
-The dataset side's ``mailvoice.dataset.emailai_format.parse_emailai_request`` is used when it
-exists; this module is the fallback with the same result fields (``account_email``,
-``thread``, ``instructions``), so the gateway works either way.
+- :func:`draft_request`: the parsed request with ``account_email`` reduced to a bare, lower-cased
+  address (the routing key), or ``None`` for every other call; it never raises, so a surprise in
+  a request can only mean pass-through.
+- :func:`to_instruction`: the thread → our training prompt (``chat.instruction_for``), a reply to
+  the newest email not sent by the user, its text **PII-scrubbed the way the training data was**
+  (``dataset.pii.scrub``, the user's own names protected as ``dataset.build`` does), so the
+  voice model sees the distribution it was trained on and never a correspondent's raw address,
+  number or key.
+- :func:`recipient_name`: the first name training used for the person answered.
+
+``warm_scrubber`` builds the scrubber's engines (Presidio, detect-secrets, the suffix list: about
+a second or more, once per process); the gateway calls it at startup so no request pays for it.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from email.utils import parseaddr
 
 from ..chat import instruction_for
+from ..dataset.emailai_format import ParsedDraftRequest, parse_emailai_request
 
-SYSTEM_MARKERS = ("drafts email replies",)
-THREAD_MARKER = "Here is the context of the email thread"
-_ACCOUNT = re.compile(
-    r"IMPORTANT:\s*(?:The person you're writing an email for is|You are writing an email as):?\s*(?P<who>[^\n]+)")
-_EMAIL_BLOCK = re.compile(r"<email>\s*(.*?)\s*</email>", re.S)
 _ADDR = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_JSON_SCHEMA_IN_SYSTEM = re.compile(r"JSON schema:\s*(\{.*\})\s*\n", re.S)
-
-
-@dataclass
-class ThreadEmail:
-    sender: str = ""
-    to: str = ""
-    subject: str = ""
-    body: str = ""
-    date: str = ""
-
-
-@dataclass
-class ParsedDraftRequest:
-    account_email: str
-    thread: list[ThreadEmail] = field(default_factory=list)
-    instructions: str | None = None
-    schema: dict | None = None  # a JSON schema found in the prompt (AI SDK json mode), if any
-
-
-def _tag(block: str, name: str) -> str:
-    m = re.search(rf"<{name}>(.*?)</{name}>", block, re.S)
-    return html.unescape(m.group(1).strip()) if m else ""
+_RE = re.compile(r"(?i)re\s*:")
 
 
 def address_of(text: str) -> str:
+    """The first email address in ``text``, lower-cased; ``""`` when there is none."""
     m = _ADDR.search(text or "")
     return m.group(0).lower() if m else ""
 
 
-def _content(msg) -> str:
-    c = msg.get("content") if isinstance(msg, dict) else None
-    if isinstance(c, list):  # OpenAI content parts
-        return "\n".join(p.get("text", "") for p in c if isinstance(p, dict))
-    return c if isinstance(c, str) else ""
-
-
-def split_messages(messages) -> tuple[str, str]:
-    """(system text, last user text) of a chat request."""
-    system = "\n".join(_content(m) for m in messages if isinstance(m, dict) and m.get("role") == "system")
-    users = [_content(m) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    return system, (users[-1] if users else "")
-
-
-def parse_local(messages) -> ParsedDraftRequest | None:
-    if not isinstance(messages, list):
-        return None
-    system, user = split_messages(messages)
-    if not any(k in system for k in SYSTEM_MARKERS) or THREAD_MARKER not in user:
-        return None
-    m = _ACCOUNT.search(user)
-    account = address_of(m.group("who")) if m else ""
-    blocks = _EMAIL_BLOCK.findall(user.split(THREAD_MARKER, 1)[1])
-    if not account or not blocks:
-        return None
-    thread = [ThreadEmail(sender=_tag(b, "from"), to=_tag(b, "to"), subject=_tag(b, "subject"),
-                          body=_tag(b, "body"), date=_tag(b, "date")) for b in blocks]
-    instr = None
-    im = re.search(r"<instructions>\s*(.*?)\s*</instructions>", user.split(THREAD_MARKER, 1)[0], re.S)
-    if im:
-        instr = im.group(1).strip() or None
-    schema = None
-    sm = _JSON_SCHEMA_IN_SYSTEM.search(system + "\n")
-    if sm:
-        try:
-            schema = json.loads(sm.group(1))
-        except ValueError:
-            schema = None
-    return ParsedDraftRequest(account_email=account, thread=thread, instructions=instr, schema=schema)
-
-
-def parse_draft_request(messages) -> ParsedDraftRequest | None:
-    """The drafting request, or None for every other call. Prefers the dataset side's parser."""
+def draft_request(messages) -> ParsedDraftRequest | None:
+    """EmailAI's drafting call with a routable account address, or ``None`` for every other call."""
     try:
-        from ..dataset.emailai_format import parse_emailai_request  # type: ignore[import-not-found]
-    except ImportError:
-        parse_emailai_request = None
-    if parse_emailai_request is not None:
-        try:
-            p = parse_emailai_request(messages)
-        except Exception:  # noqa: BLE001 - a parser failure must never break pass-through
-            p = None
-        if p is not None and getattr(p, "account_email", None):
-            local = parse_local(messages)
-            if local is not None:  # keep our normalised thread, theirs decides recognition
-                local.account_email = address_of(p.account_email) or local.account_email
-                return local
-            return _normalise(p)
+        p = parse_emailai_request(messages, require_system=True)
+    except Exception:  # noqa: BLE001 - a parser surprise must never break pass-through
         return None
-    return parse_local(messages)
-
-
-def _normalise(p) -> ParsedDraftRequest:
-    def get(o, *names):
-        for n in names:
-            v = o.get(n) if isinstance(o, dict) else getattr(o, n, None)
-            if v:
-                return str(v)
-        return ""
-
-    thread = [ThreadEmail(sender=get(e, "sender", "from_", "from"), to=get(e, "to"), subject=get(e, "subject"),
-                          body=get(e, "body", "content", "text"), date=get(e, "date"))
-              for e in (getattr(p, "thread", None) or [])]
-    return ParsedDraftRequest(account_email=address_of(p.account_email), thread=thread,
-                              instructions=getattr(p, "instructions", None) or None)
-
-
-def to_instruction(req: ParsedDraftRequest) -> str:
-    """The thread in our training prompt format: a reply to the newest email not sent by the user."""
-    incoming = [e for e in req.thread if address_of(e.sender) != req.account_email] or req.thread
-    last = incoming[-1]
-    subject = last.subject.strip()
-    if subject and not re.match(r"(?i)re\s*:", subject):
-        subject = "Re: " + subject  # the subject the user's reply carries, as in training
-    return instruction_for(subject=subject, recipient=recipient_name(last.sender), replying_to=last.body or "(no text)")
+    if p is None:
+        return None
+    account = address_of(p.account_email)
+    if not account:  # "<EMAIL>", "undefined", a name only: nobody to route to
+        return None
+    p.account_email = account
+    return p
 
 
 def recipient_name(sender: str) -> str:
@@ -154,3 +62,48 @@ def recipient_name(sender: str) -> str:
         return ""
     name = re.split(r"[._-]", addr.split("@", 1)[0])[0]
     return name.capitalize() if name.isalpha() else ""
+
+
+def protected_names(display_names: Iterable[str]) -> list[str]:
+    """The user's display names and first names, never scrubbed (``dataset.build._protect_names``)."""
+    out: list[str] = []
+    for raw in display_names:
+        name = (raw or "").strip().strip('"')
+        if not name or "@" in name:
+            continue
+        first = name.split()[0].strip(",")
+        for n in (name, first):
+            if len(n) >= 2 and n not in out:
+                out.append(n)
+    return out
+
+
+def scrub_text(text: str, protect: Sequence[str] = ()) -> str:
+    """``text`` with PII and secrets replaced by the training data's placeholders."""
+    from ..dataset.pii import scrub
+
+    return scrub(text, protect=protect).text if text else text
+
+
+def warm_scrubber() -> None:
+    """Build the scrubber's engines now (cached per process), not on the first request."""
+    scrub_text("warm-up: call +1 415 555 0134 or write to someone@example.org, key AKIAABCDEFGHIJKLMNOP")
+
+
+def to_instruction(req: ParsedDraftRequest) -> str:
+    """The thread in our training prompt format: a reply to the newest email not sent by the user.
+
+    As in training (``dataset.build``): the text answered is scrubbed with the user's names
+    protected; the recipient's first name comes from their address. The subject is scrubbed too
+    (training kept it as written; a placeholder there costs nothing and keeps numbers out)."""
+    account = req.account_email
+    incoming = [e for e in req.thread if address_of(e.get("from", "")) != account] or req.thread
+    last = incoming[-1]
+    own = [parseaddr(e.get("from", ""))[0] for e in req.thread if address_of(e.get("from", "")) == account]
+    protect = protected_names(own)
+    subject = scrub_text((last.get("subject") or "").strip(), protect)
+    if subject and not _RE.match(subject):
+        subject = "Re: " + subject  # the subject the user's reply carries, as in training
+    body = scrub_text((last.get("content") or "").strip(), protect)
+    return instruction_for(subject=subject, recipient=recipient_name(last.get("from", "")),
+                           replying_to=body or "(no text)")

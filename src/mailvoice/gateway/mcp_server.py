@@ -59,4 +59,8 @@ def _draft_reply(uid, notes, text, subject, recipient, n, root, upstream, api, t
 
 
 def run(user_ids: list[str], **kw) -> None:
-    build_server(user_ids, **kw).run("stdio")
+    from .emailai import warm_scrubber
+
+    server = build_server(user_ids, **kw)
+    warm_scrubber()  # reply_to_text is PII-scrubbed; build the scrubber before the first call
+    server.run("stdio")

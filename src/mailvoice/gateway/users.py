@@ -2,7 +2,10 @@
 
 An email maps to a user id through, in order: the ``--users-map`` JSON file
 (``{"ana@example.com": "ana", …}``), then any address a registry record lists under
-``email``/``account_email``/``user_email``/``emails``/``user_emails``. A user is given their
+``email``/``account_email``/``user_email``/``emails``/``user_emails`` (``mailvoice deploy``
+writes ``emails``). An address that the records of two different users both claim goes to
+nobody (the base model) unless the users map settles it: no user's drafts are ever written by
+another user's model on a guess. A user is given their
 voice model (``record["model"]``, ``emailai-<id>``) only when the record is a real deployment
 (not a dry run) and its adapter's last evaluation did not fail the gate
 (``<adapter>/evaluation.json`` → ``gate.passed``, or the record's own ``evaluation.gate``);
@@ -16,12 +19,15 @@ without a restart; lookups between refreshes are a dict access.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MailvoiceError
+
+log = logging.getLogger("mailvoice.gateway")
 
 EMAIL_KEYS = ("email", "account_email", "user_email", "emails", "user_emails")
 
@@ -30,7 +36,7 @@ EMAIL_KEYS = ("email", "account_email", "user_email", "emails", "user_emails")
 class Route:
     user_id: str | None
     model: str | None  # None → base model (pass through)
-    reason: str  # voice | no-user | no-model | gate-failed | no-evaluation
+    reason: str  # voice | no-user | ambiguous-email | no-model | gate-failed | no-evaluation
 
 
 def load_users_map(path: Path | None) -> dict[str, str]:
@@ -74,6 +80,7 @@ class UserDirectory:
         self._loaded_at = -1e9
         self._by_user: dict[str, Route] = {}
         self._by_email: dict[str, str] = {}
+        self._ambiguous: frozenset[str] = frozenset()
 
     def _records(self) -> list[dict]:
         if self._static is not None:
@@ -83,7 +90,8 @@ class UserDirectory:
         return registry.list_all(self.root)
 
     def refresh(self) -> None:
-        by_user, by_email = {}, {}
+        by_user: dict[str, Route] = {}
+        claims: dict[str, set[str]] = {}
         for rec in self._records():
             uid = rec.get("user_id")
             if not uid:
@@ -102,9 +110,14 @@ class UserDirectory:
                 v = rec.get(k)
                 for e in ([v] if isinstance(v, str) else v if isinstance(v, list) else []):
                     if isinstance(e, str) and e.strip():
-                        by_email.setdefault(e.strip().lower(), uid)
+                        claims.setdefault(e.strip().lower(), set()).add(uid)
+        by_email = {e: next(iter(u)) for e, u in claims.items() if len(u) == 1}
+        ambiguous = frozenset(e for e, u in claims.items() if len(u) > 1 and e not in self.users_map)
         by_email.update(self.users_map)  # the explicit map wins
-        self._by_user, self._by_email = by_user, by_email
+        if len(ambiguous) != len(self._ambiguous):  # a count only: addresses are private
+            log.warning("%d account address(es) are listed in more than one user's deploy record: they get the "
+                        "base model until --users-map names their user", len(ambiguous))
+        self._by_user, self._by_email, self._ambiguous = by_user, by_email, ambiguous
         self._loaded_at = time.monotonic()
 
     def _maybe_refresh(self) -> None:
@@ -115,9 +128,10 @@ class UserDirectory:
 
     def route_for_email(self, email: str) -> Route:
         self._maybe_refresh()
-        uid = self._by_email.get((email or "").strip().lower())
+        key = (email or "").strip().lower()
+        uid = self._by_email.get(key)
         if uid is None:
-            return Route(None, None, "no-user")
+            return Route(None, None, "ambiguous-email" if key in self._ambiguous else "no-user")
         return self._by_user.get(uid) or Route(uid, None, "no-model")
 
     def route_for_user(self, user_id: str) -> Route:
@@ -127,4 +141,5 @@ class UserDirectory:
     def summary(self) -> dict:
         self._maybe_refresh()
         voice = sum(1 for r in self._by_user.values() if r.model)
-        return {"users": len(self._by_user), "voice_models": voice, "emails": len(self._by_email)}
+        return {"users": len(self._by_user), "voice_models": voice, "emails": len(self._by_email),
+                "ambiguous_emails": len(self._ambiguous)}
