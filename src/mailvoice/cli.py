@@ -69,6 +69,9 @@ def prepare(
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="--instructions llm: the endpoint's model, or without --llm-url a local model (preset, folder or HF id).")] = None,
     emailai_format: Annotated[bool, typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt.")] = False,
     plant_canaries: Annotated[int, typer.Option("--plant-canaries", min=0)] = 0,
+    rag: Annotated[Optional[str], typer.Option("--rag", help="Put your k most similar past emails in every prompt: bm25 or minilm (docs/rag.md).")] = None,
+    rag_k: Annotated[int, typer.Option("--rag-k", help="--rag: past emails per prompt.")] = 3,
+    rag_max_chars: Annotated[int, typer.Option("--rag-max-chars", help="--rag: each past email cut to this length.")] = 600,
     workspace: Workspace = None,
 ):
     """Read your sent mail and write train/val JSONL (alpaca and chat) plus a manifest."""
@@ -82,6 +85,10 @@ def prepare(
         raise MailvoiceError("--instructions llm needs --llm-url URL or --llm-model NAME (a local model such as smollm2-135m)")
     if instructions != "llm" and (llm_url or llm_model):
         raise MailvoiceError("--llm-url and --llm-model only apply with --instructions llm")
+    if rag is not None:
+        from .rag import RagOptions
+
+        RagOptions(rag, rag_k, rag_max_chars)  # a bad --rag value fails before any mail is read
     space = _space(user_id, workspace)
     out = output or space.data
     with ui.step("reading and cleaning mail"):
@@ -93,7 +100,7 @@ def prepare(
             user_id=user_id,
             opts=DatasetOptions(min_emails=min_emails, format=format, seed=seed, plant_canaries=plant_canaries,
                                 instructions=instructions, llm_url=llm_url, llm_model=llm_model,
-                                emailai_format=emailai_format),
+                                emailai_format=emailai_format, rag=rag, rag_k=rag_k, rag_max_chars=rag_max_chars),
             notice=ui.notice,
         )
     m = res.metadata
@@ -106,6 +113,9 @@ def prepare(
         ui.out.print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
     if m["pii"]:
         ui.out.print("PII replaced: " + ", ".join(f"{k} {v}" for k, v in sorted(m["pii"].items())))
+    if m.get("rag"):
+        r = m["rag"]
+        ui.out.print(f"retrieval: {r['retriever']}, {r['k']} past emails per prompt from {r['docs']} training replies")
     if plant_canaries:
         ui.out.print(f"planted {plant_canaries} canaries in the training replies ({res.out_dir / 'canaries.json'}); evaluate reports their leakage")
     ui.out.print(f"review it before training: mailvoice review {res.out_dir}")
@@ -264,6 +274,8 @@ def evaluate(
     max_canary_leaks: Annotated[Optional[int], typer.Option("--max-canary-leaks", min=0)] = None,
     control_data: Annotated[Optional[Path], typer.Option("--control-data", help="Other authors' mail (a source or a prepared folder); default: the bundled contrast corpus.")] = None,
     max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for.")] = 8,
+    rag_compare: Annotated[bool, typer.Option("--rag-compare/--no-rag-compare", help="With a retrieval index: answer the val prompts with and without the retrieved emails.")] = True,
+    emailai_prompts: Annotated[int, typer.Option("--emailai-prompts", min=0, help="Held-out EmailAI-shaped prompts (val_emailai.jsonl, prepare --emailai-format) to score; 0 skips.")] = 4,
 ):
     """Tuned vs base side by side, calibrated voice scores, leakage checks; exit 3 when a threshold fails."""
     from . import ui
@@ -287,6 +299,14 @@ def evaluate(
         nov = m["novelty"]["tuned"]["novelty"]
         if nov is not None:
             ui.out.print(f"novelty (new 8-grams): {nov:.3f}" + ("  [yellow]below 0.95: it may be copying training text[/]" if m["novelty"]["flagged"] else ""))
+        if m.get("emailai"):
+            e = m["emailai"]
+            ui.out.print(f"EmailAI prompt ({e['rows']} held-out): valid JSON tuned {e['tuned']['json_valid']:.0%}, base "
+                         f"{e['base']['json_valid']:.0%}; P(you) tuned {e['tuned']['p_user'] or 0:.2f}, base {e['base']['p_user'] or 0:.2f}")
+        if m.get("rag"):
+            r = m["rag"]
+            ui.out.print("retrieval: P(you) " + ", ".join(f"{k} {(r[k] or {}).get('p_user') or 0:.2f}" for k in ("with", "without"))
+                         + f" ({r['rows']} held-out prompts, {r['retriever']})")
         if m["canaries"]:
             c = m["canaries"]
             ui.out.print(f"canaries: {c['extracted']} of {c['planted']} extracted; mean exposure {c['mean_exposure']['tuned']} (base {c['mean_exposure']['base']})")
@@ -296,7 +316,8 @@ def evaluate(
         with ui.step("generating (tuned, then base) and scoring") as tick:
             res = run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, tick=tick,
                            control_data=control_data, report=report, max_val_prompts=max_val_prompts,
-                           min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks)
+                           min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
+                           compare_rag=rag_compare, max_emailai_prompts=emailai_prompts)
     except MailvoiceError as e:
         if getattr(e, "result", None) is not None:
             _summary(e.result)
