@@ -113,6 +113,7 @@ class Upstream:
         self.requests: list[dict] = []
         self.delay = delay
         self.missing: set[str] = set()
+        self.answer = None  # model → the voice model's text, to replace the default one
         up = self
 
         class H(BaseHTTPRequestHandler):
@@ -160,6 +161,8 @@ class Upstream:
                 if model in up.missing:
                     return self._send(404, json.dumps({"error": f"model '{model}' not found"}).encode())
                 text = f"  Hi Dana,\n\nvoice of {model} \"quoted\" \\ seed={(body.get('options') or {}).get('seed', body.get('seed'))}\n"
+                if up.answer:
+                    text = up.answer(model)
                 if self.path == "/v1/chat/completions":
                     return self._send(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": text},
                                                                     "finish_reason": "stop"}],

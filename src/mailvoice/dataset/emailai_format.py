@@ -202,7 +202,7 @@ def format_reply(reply: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- training rows
-def _strip_re(subject: str) -> str:
+def strip_re(subject: str) -> str:
     return re.sub(r"^\s*(?:(?:re|aw|sv|antw)\s*:\s*)+", "", subject or "", flags=re.I)
 
 
@@ -211,7 +211,7 @@ def thread_for(example, *, account_email: str = ADDRESS_PLACEHOLDER) -> list[dic
     if not example.input:
         return []
     sender = f"{example.recipient} {ADDRESS_PLACEHOLDER}" if example.recipient else ADDRESS_PLACEHOLDER
-    return [{"from": sender, "to": account_email, "subject": _strip_re(example.subject), "content": example.input}]
+    return [{"from": sender, "to": account_email, "subject": strip_re(example.subject), "content": example.input}]
 
 
 def to_emailai_example(example, thread_messages: Sequence[dict], *, account_email: str = ADDRESS_PLACEHOLDER,

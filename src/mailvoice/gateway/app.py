@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
 from ..chat import SYSTEM_PROMPT
-from .emailai import draft_request, to_instruction, warm_scrubber
+from .emailai import draft_request, to_emailai_messages, to_instruction, warm_scrubber
 from .shape import JsonTemplate, requested_schema
 from .users import Route, UserDirectory
 
@@ -102,6 +102,7 @@ class Gateway:
     async def startup(self):
         # the PII scrubber's engines take a second or more to build: now, not on the first draft
         await asyncio.to_thread(warm_scrubber)
+        await asyncio.to_thread(self._warm_retrieval)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(self.cfg.timeout_s, connect=5.0), limits=limits)
 
@@ -198,8 +199,32 @@ class Gateway:
                                  background=BackgroundTask(done))
 
     # ----------------------------------------------------------------------------- drafting
-    def _voice_messages(self, parsed) -> list[dict]:
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": to_instruction(parsed)}]
+    def _warm_retrieval(self) -> None:
+        """Load every voice model's retrieval index (and MiniLM, if one uses it) before serving."""
+        from ..rag.index import load_cached
+
+        for folder in {r.retrieval for r in self.cfg.directory.routes() if r.model and r.retrieval}:
+            try:
+                load_cached(folder).examples_for("warm up")
+            except Exception as e:  # noqa: BLE001 - that user is served without retrieval, and told
+                log.warning("retrieval index unusable (%s): drafting without it", type(e).__name__)
+
+    def _voice_messages(self, parsed, route: Route) -> list[dict]:
+        """The prompt the user's adapter was trained on: ours (with retrieval if it learned with it),
+        or EmailAI's own for an adapter trained on train_emailai.jsonl."""
+        if route.prompt == "emailai":
+            return to_emailai_messages(parsed)
+        retrieve = None
+        if route.retrieval:
+            from ..rag.index import load_cached
+
+            def retrieve(query: str) -> list[str]:
+                try:
+                    return load_cached(route.retrieval).examples_for(query)
+                except Exception as e:  # noqa: BLE001 - a broken index costs the examples, not the draft
+                    log.info("route=draft user=%s retrieval=failed error=%s", route.user_id, type(e).__name__)
+                    return []
+        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": to_instruction(parsed, retrieve)}]
 
     async def _upstream_text(self, model: str, messages: list[dict], options: dict) -> dict:
         """One non-streamed completion from the voice model: {text, prompt_tokens, tokens}."""
@@ -280,7 +305,7 @@ class Gateway:
         outs = await asyncio.gather(*(self._upstream_text(route.model, messages, o) for o in opts))
         gen_ms = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
-        texts = [o["text"].strip() for o in outs]
+        texts = [answer_text(route, o["text"]) for o in outs]
         scores = await asyncio.to_thread(self.cfg.scorer, route.user_id, texts) if self.cfg.scorer else [0.0] * n
         best = max(range(n), key=lambda i: scores[i])
         score_ms = (time.perf_counter() - t) * 1e3
@@ -289,7 +314,8 @@ class Gateway:
 
     async def draft(self, kind: str, body: dict, parsed, route: Route, t0: float) -> Response:
         self.stats["drafts"] += 1
-        messages = self._voice_messages(parsed)
+        messages = (await asyncio.to_thread(self._voice_messages, parsed, route) if route.retrieval
+                    else self._voice_messages(parsed, route))
         wants_json, schema = requested_schema(body, openai=kind.startswith("openai"), prompt_schema=parsed.schema)
         tmpl = JsonTemplate(schema) if wants_json else None
         stream = bool(body.get("stream", kind.startswith("ollama"))) if kind != "openai-chat" else bool(body.get("stream"))
@@ -301,7 +327,7 @@ class Gateway:
             log.info("route=draft user=%s kind=%s stream=%s tokens=%s ms=%.1f", route.user_id, kind, stream,
                      stats.get("tokens"), (time.perf_counter() - t0) * 1e3)
 
-        if stream and n == 1 and self.cfg.upstream_api == "ollama":
+        if stream and n == 1 and self.cfg.upstream_api == "ollama" and route.prompt != "emailai":
             agen = self._stream_ollama(route.model, messages, self.cfg.draft_options)
             # fetch the first item before answering, so an upstream failure is still an HTTP error
             try:
@@ -312,7 +338,7 @@ class Gateway:
         else:
             out = (await self.best_of(route, messages, n) if n > 1
                    else await self._upstream_text(route.model, messages, self.cfg.draft_options))
-            text = out["text"].strip()
+            text = answer_text(route, out["text"])
             if not stream:
                 finish(out)
                 content = tmpl.render(text) if tmpl else text
@@ -324,6 +350,15 @@ class Gateway:
 
 
 # --------------------------------------------------------------------------------- helpers
+def answer_text(route: Route, text: str) -> str:
+    """The email in the voice model's answer: an EmailAI-trained adapter answers ``{"reply": …}``."""
+    if route.prompt == "emailai":
+        from ..dataset.emailai_format import parse_reply
+
+        return (parse_reply(text) or text).strip()
+    return text.strip()
+
+
 def _messages_of(kind: str, payload: dict):
     if kind == "ollama-generate":
         prompt = payload.get("prompt")

@@ -35,12 +35,21 @@ class Draft:
     timings: dict = field(default_factory=dict)
 
 
-def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str = "", recipient: str = "") -> str:
+def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str = "", recipient: str = "",
+                     retrieve=None) -> str:
     """The training prompt for ``notes``; with ``reply_to`` (an .eml), a reply to its cleaned body,
     PII-scrubbed as the gateway and the training data do (the recipients' display names, the
-    user's among them, protected as ``dataset.build`` protects the user's names)."""
+    user's among them, protected as ``dataset.build`` protects the user's names). ``retrieve(query)``
+    gives the user's past emails when the adapter was trained with them (``rag``)."""
+    from ..rag.index import query_text
+
+    def build(subject: str, recipient: str, replying_to: str | None) -> str:
+        q = query_text(subject=subject, notes=notes, replying_to=replying_to)
+        return instruction_for(subject=subject, recipient=recipient, replying_to=replying_to, notes=notes or None,
+                               examples=retrieve(q) if retrieve and q else ())
+
     if reply_to is None:
-        return instruction_for(subject=subject, recipient=recipient, notes=notes or None)
+        return build(subject, recipient, None)
     from email.parser import BytesHeaderParser
     from email.utils import getaddresses
 
@@ -62,8 +71,7 @@ def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str =
     subj = subject or scrub_text(rec.subject or "", protect)
     if subj and not re.match(r"(?i)re\s*:", subj):
         subj = "Re: " + subj
-    return instruction_for(subject=subj, recipient=recipient or recipient_name(rec.from_addr),
-                           replying_to=scrub_text(body, protect) or "(no text)", notes=notes or None)
+    return build(subj, recipient or recipient_name(rec.from_addr), scrub_text(body, protect) or "(no text)")
 
 
 # --------------------------------------------------------------------------------- style scorer
@@ -156,6 +164,20 @@ def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: 
     return [o["text"] for o in outs]
 
 
+def _retriever(model_dir: Path | None, user_id: str, root):
+    """The adapter's retrieval index as a query → examples function, or None (no ``rag``)."""
+    from ..rag.index import find_index, load_cached
+
+    adapter = model_dir
+    if adapter is None:
+        try:
+            adapter = _record(user_id, root).get("adapter")
+        except MailvoiceError:
+            adapter = None
+    folder = find_index(Path(adapter)) if adapter else None
+    return load_cached(folder).examples_for if folder else None
+
+
 def write_draft(notes: str, user_id: str, *, root=None, reply_to: Path | None = None, candidates: int = 1,
                 upstream: str | None = None, api: str = "ollama", model_dir: Path | None = None,
                 temperature: float | None = None, max_tokens: int = 200, scorer=None, token: str | None = None,
@@ -164,7 +186,8 @@ def write_draft(notes: str, user_id: str, *, root=None, reply_to: Path | None = 
     from ..workspace import validate_user_id
 
     validate_user_id(user_id)
-    instr = instruction_from(notes, reply_to, subject=subject, recipient=recipient)
+    instr = instruction_from(notes, reply_to, subject=subject, recipient=recipient,
+                             retrieve=_retriever(model_dir, user_id, root))
     t0 = time.perf_counter()
     if upstream:
         from ..deploy.modelfile import model_name

@@ -24,15 +24,15 @@ a second or more, once per process); the gateway calls it at startup so no reque
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.utils import parseaddr
 
 from ..chat import instruction_for
-from ..dataset.emailai_format import ParsedDraftRequest, parse_emailai_request
+from ..dataset.emailai_format import ParsedDraftRequest, parse_emailai_request, strip_re
+from ..rag.index import query_text
 
 _ADDR = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _RE = re.compile(r"(?i)re\s*:")
-
 
 def address_of(text: str) -> str:
     """The first email address in ``text``, lower-cased; ``""`` when there is none."""
@@ -90,8 +90,8 @@ def warm_scrubber() -> None:
     scrub_text("warm-up: call +1 415 555 0134 or write to someone@example.org, key AKIAABCDEFGHIJKLMNOP")
 
 
-def to_instruction(req: ParsedDraftRequest) -> str:
-    """The thread in our training prompt format: a reply to the newest email not sent by the user.
+def answered(req: ParsedDraftRequest) -> tuple[str, str, str, dict]:
+    """(subject, recipient, body, email) of the newest email not sent by the user, as training saw it.
 
     As in training (``dataset.build``): the text answered is scrubbed with the user's names
     protected; the recipient's first name comes from their address. The subject is scrubbed too
@@ -105,5 +105,26 @@ def to_instruction(req: ParsedDraftRequest) -> str:
     if subject and not _RE.match(subject):
         subject = "Re: " + subject  # the subject the user's reply carries, as in training
     body = scrub_text((last.get("content") or "").strip(), protect)
-    return instruction_for(subject=subject, recipient=recipient_name(last.get("from", "")),
-                           replying_to=body or "(no text)")
+    return subject, recipient_name(last.get("from", "")), body, last
+
+
+def to_instruction(req: ParsedDraftRequest, retrieve: Callable[[str], list[str]] | None = None) -> str:
+    """The thread in our training prompt format: a reply to the newest email not sent by the user,
+    with the user's past emails ``retrieve(query)`` finds when the adapter was trained with them."""
+    subject, recipient, body, _ = answered(req)
+    examples = retrieve(query_text(subject=subject, replying_to=body)) if retrieve else ()
+    return instruction_for(subject=subject, recipient=recipient, replying_to=body or "(no text)", examples=examples)
+
+
+def to_emailai_messages(req: ParsedDraftRequest) -> list[dict]:
+    """For an adapter trained on EmailAI's own prompt (``train_emailai.jsonl``): that prompt, built
+    as ``emailai_format.thread_for`` built the training rows — the email answered alone, scrubbed,
+    addresses as ``<EMAIL>`` — never the raw thread EmailAI sent."""
+    from ..dataset.emailai_format import ADDRESS_PLACEHOLDER, SYSTEM_PROMPT, render_user_prompt
+
+    subject, recipient, body, last = answered(req)
+    sender = f"{recipient} {ADDRESS_PLACEHOLDER}" if recipient else ADDRESS_PLACEHOLDER
+    thread = [{"from": sender, "to": ADDRESS_PLACEHOLDER, "subject": strip_re(subject),
+               "content": body or "(no text)"}]
+    user = render_user_prompt(thread, account_email=ADDRESS_PLACEHOLDER, today=req.today or last.get("date"))
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

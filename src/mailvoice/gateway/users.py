@@ -37,6 +37,28 @@ class Route:
     user_id: str | None
     model: str | None  # None → base model (pass through)
     reason: str  # voice | no-user | ambiguous-email | no-model | gate-failed | no-evaluation
+    retrieval: str | None = None  # the adapter's retrieval index (prepare --rag): used in its prompts
+    prompt: str = "instruction"  # "emailai": the adapter learned EmailAI's own prompt (train_emailai.jsonl)
+
+
+def adapter_prompt(adapter) -> tuple[str | None, str]:
+    """(retrieval folder, prompt style) the adapter was trained with, from the files it carries."""
+    if not adapter:
+        return None, "instruction"
+    from ..rag.index import find_index
+
+    p = Path(adapter)
+    idx = find_index(p)
+    style = "instruction"
+    for summary in (p / "training_summary.json", p / "final" / "training_summary.json"):
+        if summary.is_file():
+            try:
+                train_file = str(json.loads(summary.read_text())["config"].get("train_file") or "")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                train_file = ""
+            style = "emailai" if "emailai" in train_file else "instruction"
+            break
+    return (str(idx) if idx else None), style
 
 
 def load_users_map(path: Path | None) -> dict[str, str]:
@@ -105,7 +127,7 @@ class UserDirectory:
                 elif g is None and self.require_eval:
                     by_user[uid] = Route(uid, None, "no-evaluation")
                 else:
-                    by_user[uid] = Route(uid, rec["model"], "voice")
+                    by_user[uid] = Route(uid, rec["model"], "voice", *adapter_prompt(rec.get("adapter")))
             for k in EMAIL_KEYS:
                 v = rec.get(k)
                 for e in ([v] if isinstance(v, str) else v if isinstance(v, list) else []):
@@ -137,6 +159,10 @@ class UserDirectory:
     def route_for_user(self, user_id: str) -> Route:
         self._maybe_refresh()
         return self._by_user.get(user_id) or Route(user_id, None, "no-model")
+
+    def routes(self) -> list[Route]:
+        self._maybe_refresh()
+        return list(self._by_user.values())
 
     def summary(self) -> dict:
         self._maybe_refresh()
