@@ -92,3 +92,15 @@ def test_private_key_block():
 
 def test_region_for_national_numbers():
     assert "<PHONE>" in scrub("ring me on 020 7946 0321", region="GB").text
+
+
+def test_subjects_are_scrubbed_and_plain_ones_skip_the_detectors():
+    from mailvoice.dataset.pii import scrub_subject
+
+    assert scrub_subject("Call me on 415-555-0134 re: lease").text == "Call me on <PHONE> re: lease"
+    assert scrub_subject("Fwd: from jo@example.org").text == "Fwd: from <EMAIL>"
+    assert scrub_subject("new password: Zq8#kL2!vP9x").text == "new password: <SECRET>"
+    assert scrub_subject("key AKIAABCDEFGHIJKLMNOP for S3").text == "key <SECRET> for S3"
+    for plain in ("Re: Lunch on Friday?", "Quarterly numbers", "Dinner.", ""):
+        out = scrub_subject(plain)
+        assert out.text == plain and not out.counts

@@ -33,7 +33,7 @@ from ..errors import MailvoiceError
 from ..sources.record import MailRecord
 from ..workspace import make_private_dir, write_json, write_jsonl
 from .filters import NearDuplicateIndex, is_one_liner, language_ok, one_liner_cap
-from .pii import scrub
+from .pii import scrub, scrub_subject
 
 FORMATS = ("alpaca", "chat", "both")
 
@@ -182,7 +182,9 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
         if ctx:
             stats.pii.update(ctx.counts)
         recipient = _recipient_name(rec)
-        subject = rec.subject or ""
+        subj = scrub_subject(rec.subject or "", keep_urls=opts.keep_urls, protect=protect)  # subjects carry PII too
+        stats.pii.update(subj.counts)
+        subject = subj.text
         instr = task_line(subject=subject, recipient=recipient, is_reply=bool(ctx))
         example = Example(
             id=hashlib.sha256(rec.message_id.encode()).hexdigest()[:16],

@@ -464,3 +464,17 @@ def scrub(
         pos = e
     parts.append(text[pos:])
     return Scrubbed("".join(parts), counts)
+
+
+# Only a prefilter, never a detector: a line none of whose characters could start an address,
+# number, URL or secret is returned as is; everything else goes through ``scrub``.
+_MAYBE_PII = re.compile(r"\d|@|://|www\.|\.[A-Za-z]{2,}\b|\b(?:pass(?:word|wd|code)?|pwd|pin|secret|token|api[_ -]?key)\b"
+                        r"|[A-Za-z0-9+/=_-]{20,}", re.I)
+
+
+def scrub_subject(subject: str, **kw) -> Scrubbed:
+    """A subject line, scrubbed like a body. Most subjects hold nothing a detector could find;
+    they skip the detectors (about half a millisecond each), which the gateway pays per draft."""
+    if not subject or not _MAYBE_PII.search(subject):
+        return Scrubbed(subject or "", Counter())
+    return scrub(subject, **kw)

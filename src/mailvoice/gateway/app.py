@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import httpx
+import aiohttp
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -95,7 +95,7 @@ def _api_kind(path: str) -> str:
 class Gateway:
     def __init__(self, config: GatewayConfig):
         self.cfg = config
-        self.client: httpx.AsyncClient | None = None
+        self.client: aiohttp.ClientSession | None = None
         self.stats = {"requests": 0, "drafts": 0, "passthrough": 0, "errors": 0}
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -103,12 +103,18 @@ class Gateway:
         # the PII scrubber's engines take a second or more to build: now, not on the first draft
         await asyncio.to_thread(warm_scrubber)
         await asyncio.to_thread(self._warm_retrieval)
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(self.cfg.timeout_s, connect=5.0), limits=limits)
+        # aiohttp, not httpx, to the upstream: httpx's pool bookkeeping cost ~1 ms CPU per request
+        # here (bench/gateway_overhead.py). Bytes pass untouched (no decompression, no added
+        # headers) and no cookie jar, so nothing one user's call sets reaches another's.
+        self.client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s, sock_connect=5.0),
+            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+            auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"))
 
     async def shutdown(self):
         if self.client:
-            await self.client.aclose()
+            await self.client.close()
 
     def app(self) -> Starlette:
         methods = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
@@ -178,24 +184,38 @@ class Gateway:
     async def forward(self, request: Request, body: bytes | None, t0: float, route_name: str = "pass") -> Response:
         self.stats["passthrough"] += 1
         url = self.cfg.upstream + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        content = body if body is not None else request.stream()
+        has_body = body is not None or "content-length" in request.headers or "transfer-encoding" in request.headers
+        content = body if body is not None else (request.stream() if has_body else None)
         try:
-            req = self.client.build_request(request.method, url, headers=self._fwd_headers(request), content=content)
-            resp = await self.client.send(req, stream=True)
-        except httpx.HTTPError as e:
+            resp = await self.client.request(request.method, url, headers=self._fwd_headers(request), data=content,
+                                             allow_redirects=False)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             self.stats["errors"] += 1
             log.info("route=%s status=502 error=%s ms=%.1f", route_name, type(e).__name__, (time.perf_counter() - t0) * 1e3)
             return _error(_api_kind(request.url.path), 502,
                           f"mailvoice gateway: the upstream at {self.cfg.upstream} is unreachable ({type(e).__name__})")
+        route = route_name.split(":")[0]
+        length = resp.content_length
+        if length is not None and length <= SMALL_BODY and not resp.headers.get("transfer-encoding"):
+            # a small, complete answer (rule matching, tags…): one read, one send
+            try:
+                data = await resp.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                resp.release()
+                return _error(_api_kind(request.url.path), 502, f"mailvoice gateway: the upstream broke off ({type(e).__name__})")
+            headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
+            headers["x-mailvoice-route"] = route
+            log.info("route=%s status=%d in=%d ms=%.1f", route_name, resp.status, len(body or b""), (time.perf_counter() - t0) * 1e3)
+            return Response(data, status_code=resp.status, headers=headers)
         headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP - {"content-length"}}
-        headers["x-mailvoice-route"] = route_name.split(":")[0]
+        headers["x-mailvoice-route"] = route
 
         async def done():
-            await resp.aclose()
-            log.info("route=%s status=%d in=%d ms=%.1f", route_name, resp.status_code, len(body or b""),
+            resp.release()
+            log.info("route=%s status=%d in=%d ms=%.1f", route_name, resp.status, len(body or b""),
                      (time.perf_counter() - t0) * 1e3)
 
-        return StreamingResponse(resp.aiter_raw(), status_code=resp.status_code, headers=headers,
+        return StreamingResponse(resp.content.iter_any(), status_code=resp.status, headers=headers,
                                  background=BackgroundTask(done))
 
     # ----------------------------------------------------------------------------- drafting
@@ -251,18 +271,14 @@ class Gateway:
 
     async def _post(self, path: str, payload: dict) -> dict:
         try:
-            r = await self.client.post(self.cfg.upstream + path, json=payload, headers=self._upstream_headers())
-        except httpx.HTTPError as e:
+            async with self.client.post(self.cfg.upstream + path, json=payload, headers=self._upstream_headers()) as r:
+                raw, status, reason = await r.read(), r.status, r.reason
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise UpstreamError(502, f"mailvoice gateway: the upstream at {self.cfg.upstream} is unreachable ({type(e).__name__})") from None
-        if r.status_code >= 400:
-            try:
-                err = r.json().get("error")
-                err = err.get("message") if isinstance(err, dict) else err
-            except ValueError:
-                err = None
-            raise UpstreamError(r.status_code, f"upstream: {str(err or r.reason_phrase)[:300]}")
+        if status >= 400:
+            raise UpstreamError(status, f"upstream: {_error_text(raw, reason)}")
         try:
-            return r.json()
+            return json.loads(raw)
         except ValueError:
             raise UpstreamError(502, "upstream answered with something that is not JSON") from None
 
@@ -272,16 +288,11 @@ class Gateway:
         if options:
             payload["options"] = options
         try:
-            async with self.client.stream("POST", self.cfg.upstream + "/api/chat", json=payload,
-                                          headers=self._upstream_headers()) as r:
-                if r.status_code >= 400:
-                    raw = await r.aread()
-                    try:
-                        err = json.loads(raw).get("error")
-                    except ValueError:
-                        err = None
-                    raise UpstreamError(r.status_code, f"upstream: {str(err or r.reason_phrase)[:300]}")
-                async for line in r.aiter_lines():
+            async with self.client.post(self.cfg.upstream + "/api/chat", json=payload,
+                                        headers=self._upstream_headers()) as r:
+                if r.status >= 400:
+                    raise UpstreamError(r.status, f"upstream: {_error_text(await r.read(), r.reason)}")
+                async for line in r.content:  # NDJSON: one object per line
                     if not line.strip():
                         continue
                     obj = json.loads(line)
@@ -294,7 +305,7 @@ class Gateway:
                         yield {"prompt_tokens": obj.get("prompt_eval_count", 0), "tokens": obj.get("eval_count", 0),
                                "done_reason": obj.get("done_reason", "stop")}
                         return
-        except httpx.HTTPError as e:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             raise UpstreamError(502, f"mailvoice gateway: the upstream at {self.cfg.upstream} is unreachable ({type(e).__name__})") from None
 
     async def best_of(self, route: Route, messages: list[dict], n: int) -> dict:
@@ -350,6 +361,19 @@ class Gateway:
 
 
 # --------------------------------------------------------------------------------- helpers
+SMALL_BODY = 1 << 20  # complete upstream answers up to this size are read whole, not streamed
+
+
+def _error_text(raw: bytes, reason: str | None) -> str:
+    """The upstream's own error message (Ollama ``{"error": …}``, OpenAI ``{"error": {"message"}}``)."""
+    try:
+        err = json.loads(raw).get("error")
+        err = err.get("message") if isinstance(err, dict) else err
+    except (ValueError, AttributeError):
+        err = None
+    return str(err or reason or "error")[:300]
+
+
 def answer_text(route: Route, text: str) -> str:
     """The email in the voice model's answer: an EmailAI-trained adapter answers ``{"reply": …}``."""
     if route.prompt == "emailai":

@@ -22,6 +22,7 @@ import httpx
 
 from ..chat import SYSTEM_PROMPT, instruction_for
 from ..errors import MailvoiceError
+from ..dataset.pii import scrub_subject
 from .emailai import protected_names, recipient_name, scrub_text
 
 
@@ -68,7 +69,7 @@ def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str =
     except Exception:  # noqa: BLE001 - a header surprise only costs the protection of names
         names = []
     protect = protected_names(names)
-    subj = subject or scrub_text(rec.subject or "", protect)
+    subj = subject or scrub_subject(rec.subject or "", protect=protect).text
     if subj and not re.match(r"(?i)re\s*:", subj):
         subj = "Re: " + subj
     return build(subj, recipient or recipient_name(rec.from_addr), scrub_text(body, protect) or "(no text)")

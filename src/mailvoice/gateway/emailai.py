@@ -29,6 +29,7 @@ from email.utils import parseaddr
 
 from ..chat import instruction_for
 from ..dataset.emailai_format import ParsedDraftRequest, parse_emailai_request, strip_re
+from ..dataset.pii import scrub_subject
 from ..rag.index import query_text
 
 _ADDR = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -95,13 +96,13 @@ def answered(req: ParsedDraftRequest) -> tuple[str, str, str, dict]:
 
     As in training (``dataset.build``): the text answered is scrubbed with the user's names
     protected; the recipient's first name comes from their address. The subject is scrubbed too
-    (training kept it as written; a placeholder there costs nothing and keeps numbers out)."""
+    (``pii.scrub_subject``, as training does)."""
     account = req.account_email
     incoming = [e for e in req.thread if address_of(e.get("from", "")) != account] or req.thread
     last = incoming[-1]
     own = [parseaddr(e.get("from", ""))[0] for e in req.thread if address_of(e.get("from", "")) == account]
     protect = protected_names(own)
-    subject = scrub_text((last.get("subject") or "").strip(), protect)
+    subject = scrub_subject((last.get("subject") or "").strip(), protect=protect).text
     if subject and not _RE.match(subject):
         subject = "Re: " + subject  # the subject the user's reply carries, as in training
     body = scrub_text((last.get("content") or "").strip(), protect)
