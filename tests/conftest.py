@@ -20,6 +20,19 @@ MARCUS_MBOX = SAMPLES / "mailboxes" / "contrast-sent.mbox"
 DANA = "dana@willowcreek-design.example"
 
 
+def trimmed_mbox(path: Path, n: int = 60, source: Path = DANA_MBOX) -> Path:
+    """The first ``n`` messages of a sample mailbox: enough to prepare, quick to train on."""
+    import mailbox
+
+    src, out = mailbox.mbox(str(source)), mailbox.mbox(str(path))
+    for i, msg in enumerate(src):
+        if i >= n:
+            break
+        out.add(msg)
+    out.close()
+    return Path(path)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     from mailvoice.models import build_tiny_model

@@ -7,7 +7,6 @@ import sys
 from email.message import EmailMessage
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 

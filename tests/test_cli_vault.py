@@ -61,7 +61,6 @@ def test_backup_without_a_recipient_is_refused(tmp_path):
 
 
 def test_train_backup_to_uploads_every_checkpoint_encrypted(tmp_path, tiny_model):
-    import json
 
     from mailvoice.vault import list_backups, new_identity
     from test_train_tiny import _write_data

@@ -1,14 +1,13 @@
 """The demo pipeline end to end on the real SmolLM2, on a trimmed sample mailbox."""
 
 import json
-import mailbox
 import stat
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import DANA_MBOX
+from conftest import trimmed_mbox
 
 pytestmark = pytest.mark.slow
 
@@ -18,13 +17,7 @@ def demo(tmp_path_factory, smollm2):
     from mailvoice.demo import run_demo
 
     tmp = tmp_path_factory.mktemp("demo")
-    src = mailbox.mbox(str(DANA_MBOX))
-    trimmed = mailbox.mbox(str(tmp / "trimmed.mbox"))
-    for i, msg in enumerate(src):
-        if i >= 70:
-            break
-        trimmed.add(msg)
-    trimmed.close()
+    trimmed_mbox(tmp / "trimmed.mbox", 70)
     out = run_demo(workspace=tmp / "ws", mailbox=tmp / "trimmed.mbox", steps=8, eval_prompts=2, max_new_tokens=32)
     return out
 

@@ -8,7 +8,6 @@ Needs `mailvoice tools install` (the test bootstrap runs it); skipped with the r
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from pathlib import Path

@@ -2,11 +2,10 @@
 scoring the EmailAI format (JSON validity, voice, content, perplexity) beside our own."""
 
 import json
-import mailbox
 
 import pytest
 
-from conftest import DANA, DANA_MBOX, ROOT
+from conftest import DANA, ROOT, trimmed_mbox
 
 from mailvoice.cli import main
 from mailvoice.dataset.emailai_format import SYSTEM_PROMPT, parse_emailai_request, parse_reply
@@ -21,12 +20,7 @@ def emailai_run(tiny_model, tmp_path_factory):
     from mailvoice.train.run import train
 
     tmp = tmp_path_factory.mktemp("evalemailai")
-    src, trimmed = mailbox.mbox(str(DANA_MBOX)), mailbox.mbox(str(tmp / "dana.mbox"))
-    for i, msg in enumerate(src):
-        if i >= 60:
-            break
-        trimmed.add(msg)
-    trimmed.close()
+    trimmed_mbox(tmp / "dana.mbox", 60)
     data = tmp / "data"
     prepare(sources=[str(tmp / "dana.mbox")], out_dir=data, user_emails=[DANA],
             opts=DatasetOptions(min_emails=20, emailai_format=True), notice=lambda m: None)

@@ -6,7 +6,6 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 

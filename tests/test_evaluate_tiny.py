@@ -1,14 +1,13 @@
 """``mailvoice evaluate`` end to end on the tiny random Llama: files, report, canaries, the gate."""
 
 import json
-import mailbox
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import DANA, DANA_MBOX, ROOT
+from conftest import DANA, ROOT, trimmed_mbox
 
 from mailvoice.cli import main
 
@@ -36,13 +35,7 @@ def tiny_eval(tiny_model, tmp_path_factory):
     from mailvoice.train.run import train
 
     tmp = tmp_path_factory.mktemp("evaltiny")
-    src = mailbox.mbox(str(DANA_MBOX))
-    trimmed = mailbox.mbox(str(tmp / "dana.mbox"))
-    for i, msg in enumerate(src):
-        if i >= 60:
-            break
-        trimmed.add(msg)
-    trimmed.close()
+    trimmed_mbox(tmp / "dana.mbox", 60)
     data = tmp / "data"
     prepare(sources=[str(tmp / "dana.mbox")], out_dir=data, user_emails=[DANA],
             opts=DatasetOptions(min_emails=20, plant_canaries=1, canary_repeats=2), notice=lambda m: None)

@@ -223,7 +223,7 @@ def test_missing_folder_lists_available(dovecot, imap_user):
     with pytest.raises(MailvoiceError) as e:
         read(dovecot, user, pw, "Nope")
     msg = str(e.value)
-    assert msg.startswith(f"IMAP folder 'Nope' not found on 127.0.0.1")
+    assert msg.startswith("IMAP folder 'Nope' not found on 127.0.0.1")
     assert re.search(r"available: .*Archive.*INBOX.*Sent", msg), msg
     assert "\n" not in msg
     with pytest.raises(MailvoiceError, match="did you mean 'Archive'"):

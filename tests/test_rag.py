@@ -2,13 +2,12 @@
 prepare, train and evaluate (tiny random Llama). The gateway's use is in test_gateway.py."""
 
 import json
-import mailbox
 import os
 import stat
 
 import pytest
 
-from conftest import DANA, DANA_MBOX, ROOT
+from conftest import DANA, DANA_MBOX, ROOT, trimmed_mbox
 
 from mailvoice.chat import (EXAMPLES_HEADER, has_examples, instruction_for, prompt_fields, strip_examples,
                             with_examples)
@@ -113,13 +112,7 @@ def rag_data(tmp_path_factory):
     from mailvoice.dataset.prepare import prepare
 
     tmp = tmp_path_factory.mktemp("rag")
-    src = mailbox.mbox(str(DANA_MBOX))
-    trimmed = mailbox.mbox(str(tmp / "dana.mbox"))
-    for i, msg in enumerate(src):
-        if i >= 60:
-            break
-        trimmed.add(msg)
-    trimmed.close()
+    trimmed_mbox(tmp / "dana.mbox", 60)
     data = tmp / "data"
     meta = prepare(sources=[str(tmp / "dana.mbox")], out_dir=data, user_emails=[DANA],
                    opts=DatasetOptions(min_emails=20, plant_canaries=1, canary_repeats=2, rag="bm25", rag_k=2,
