@@ -495,4 +495,6 @@ def serve(config: GatewayConfig, host: str = "127.0.0.1", port: int = 11435) -> 
 
     if not is_loopback(host) and not config.token:
         log.warning("the gateway listens on %s without a bearer token: anyone who can reach it can use every voice model", host)
-    uvicorn.run(create_app(config), host=host, port=port, access_log=False, log_level="warning")
+    # log_config=None: uvicorn's dictConfig would close every logging handler already set up
+    # (absl's, pulled in by rouge-score, closes the stream it holds: stderr).
+    uvicorn.run(create_app(config), host=host, port=port, access_log=False, log_level="warning", log_config=None)
