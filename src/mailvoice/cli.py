@@ -875,11 +875,16 @@ def demo(
     mailbox: Annotated[Optional[Path], typer.Option("--mailbox", help="Default: the bundled sample.")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="LoRA steps.")] = 24,
     base_model: Annotated[str, typer.Option("--base-model")] = "smollm2-135m",
+    rag: Annotated[Optional[str], typer.Option("--rag", help="Also retrieve past emails into every prompt: bm25 or minilm.")] = None,
 ):
     """Prepare → train → evaluate → deploy on the bundled sample mailbox, on CPU."""
     from .demo import run_demo
 
-    run_demo(workspace=workspace, mailbox=mailbox, steps=steps, base_model=base_model)
+    if rag is not None:
+        from .rag import RagOptions
+
+        RagOptions(rag)
+    run_demo(workspace=workspace, mailbox=mailbox, steps=steps, base_model=base_model, rag=rag)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,9 @@ def sample_path(*parts: str) -> Path:
 
 
 def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, base_model: str = "smollm2-135m",
-             eval_prompts: int = 3, max_new_tokens: int = 100) -> dict:
+             eval_prompts: int = 3, max_new_tokens: int = 100, rag: str | None = None) -> dict:
+    """``rag``: also put Dana's retrieved past emails in every prompt (bm25 or minilm) and have
+    evaluate compare the tuned model with and without them."""
     from rich.table import Table
 
     from . import ui
@@ -63,7 +65,7 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
             sources=[str(mailbox)],
             out_dir=space.data,
             user_emails=[DEMO_ADDRESS],
-            opts=DatasetOptions(min_emails=20),
+            opts=DatasetOptions(min_emails=20, rag=rag),
             tokenizer=tok,
             notice=ui.notice,
         )
@@ -85,7 +87,7 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
     ui.err.rule("3/4 evaluate")
     n_test = len(__import__("json").loads(sample_path("test-prompts.json").read_text()))
     t = time.time()
-    with ui.step("generating, tuned and base side by side", total=2 * (n_test + eval_prompts)) as tick:
+    with ui.step("generating, tuned and base side by side", total=2 * (n_test + eval_prompts) + (eval_prompts if rag else 0)) as tick:
         ev = evaluate(
             model=result.final_dir,
             test_data=sample_path("test-prompts.json"),
@@ -122,6 +124,10 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
     table.add_row("train", f"{result.summary['steps']} steps, loss {result.summary['final_train_loss']:.2f}", str(result.final_dir))
     ppl_text = f"held-out perplexity {ppl['base']:.1f} → {ppl['tuned']:.1f}" if ppl["base"] else "no val rows"
     table.add_row("evaluate", f"{ev.metrics['prompts']} prompts; {ppl_text}", str(ev.results_path))
+    if ev.metrics.get("rag"):
+        r = ev.metrics["rag"]
+        table.add_row("retrieval", f"P(Dana) with {(r['with'] or {}).get('p_user') or 0:.2f}, "
+                      f"without {(r['without'] or {}).get('p_user') or 0:.2f}", str(Path(space.data) / "retrieval"))
     table.add_row("deploy", f"{art.model_name}: adapter + Modelfile" + (f" + {Path(gguf).name}" if gguf else ""),
                   str(art.out_dir))
     ui.out.print(table)
