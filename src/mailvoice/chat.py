@@ -9,12 +9,26 @@ Date" system block, which we render too, everywhere, instead of dropping it in o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SYSTEM_PROMPT = (
     "You write emails in the voice of the person you work for: their greeting, tone, length, "
     "phrasing and sign-off. Reply with the email body only, no subject line."
 )
+
+
+_ADDRESS = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def recipient_name(address: str) -> str:
+    """The first name a prompt gives the person written to, from their address
+    ("sam.lee@acme.example" or "Sam Lee <sam.lee@…>" → "Sam"); training and serving alike."""
+    m = _ADDRESS.search(address or "")
+    if not m:
+        return ""
+    name = re.split(r"[._-]", m.group(0).split("@", 1)[0])[0]
+    return name.capitalize() if name.isalpha() else ""
 
 
 def task_line(*, subject: str = "", recipient: str = "", is_reply: bool = False, notes: str | None = None) -> str:

@@ -28,12 +28,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..chat import SYSTEM_PROMPT, examples_block, instruction_for, task_line
+from ..chat import SYSTEM_PROMPT, examples_block, instruction_for, recipient_name, task_line
 from ..errors import MailvoiceError
 from ..sources.record import MailRecord
 from ..workspace import make_private_dir, write_json, write_jsonl
 from .filters import NearDuplicateIndex, is_one_liner, language_ok, one_liner_cap
-from .pii import scrub, scrub_subject
+from .pii import protected_names, scrub, scrub_subject
 
 FORMATS = ("alpaca", "chat", "both")
 
@@ -119,28 +119,6 @@ def _norm_key(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
-def _recipient_name(rec: MailRecord) -> str:
-    if not rec.to:
-        return ""
-    addr = rec.to[0]
-    local = addr.split("@", 1)[0]
-    name = re.split(r"[._-]", local)[0]
-    return name.capitalize() if name.isalpha() else ""
-
-
-def _protect_names(records: Sequence[MailRecord]) -> list[str]:
-    """The user's own display names and first names: voice, never scrubbed as PII."""
-    names: Counter = Counter()
-    for r in records:
-        name = (r.from_name or "").strip().strip('"')
-        if name and "@" not in name:
-            names[name] += 1
-            first = name.split()[0].strip(",")
-            if len(first) >= 2:
-                names[first] += 1
-    return [n for n, _ in names.most_common(10)]
-
-
 def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: BuildStats,
                   known_signatures: Sequence[str] = ()) -> list[Example]:
     """Clean each record and turn it into an instruction pair. Pure apart from the counters.
@@ -157,7 +135,7 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
     stats.stages["records"] = len(records)
     examples: list[Example] = []
     dedupe = NearDuplicateIndex(opts.near_dup_threshold)
-    protect = _protect_names(records)
+    protect = protected_names(r.from_name for r in records)
     one_liners: list[Example] = []
     for rec in records:
         ex = extract_author_text(rec.text, rec.html, signatures=signatures)
@@ -181,7 +159,7 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
         stats.pii.update(out.counts)
         if ctx:
             stats.pii.update(ctx.counts)
-        recipient = _recipient_name(rec)
+        recipient = recipient_name(rec.to[0]) if rec.to else ""
         subj = scrub_subject(rec.subject or "", keep_urls=opts.keep_urls, protect=protect)  # subjects carry PII too
         stats.pii.update(subj.counts)
         subject = subj.text

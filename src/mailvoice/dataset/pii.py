@@ -36,7 +36,7 @@ import html
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -478,3 +478,18 @@ def scrub_subject(subject: str, **kw) -> Scrubbed:
     if not subject or not _MAYBE_PII.search(subject):
         return Scrubbed(subject or "", Counter())
     return scrub(subject, **kw)
+
+
+def protected_names(display_names: Iterable[str], limit: int = 10) -> list[str]:
+    """The user's own display names and first names, most used first: their voice (greetings,
+    sign-offs), never scrubbed. Training (``dataset.build``) and serving (the gateway) both use it."""
+    names: Counter = Counter()
+    for raw in display_names:
+        name = (raw or "").strip().strip('"')
+        if not name or "@" in name:
+            continue
+        names[name] += 1
+        first = name.split()[0].strip(",")
+        if len(first) >= 2:
+            names[first] += 1
+    return [n for n, _ in names.most_common(limit)]

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 
-from ..chat import SYSTEM_PROMPT, instruction_for
+from ..chat import SYSTEM_PROMPT, instruction_for, recipient_name
 from ..errors import MailvoiceError
 from ..dataset.pii import scrub_subject
-from .emailai import protected_names, recipient_name, scrub_text
+from .emailai import protected_names, scrub_text
 
 
 @dataclass

@@ -15,7 +15,6 @@ is what only the gateway needs:
   (``dataset.pii.scrub``, the user's own names protected as ``dataset.build`` does), so the
   voice model sees the distribution it was trained on and never a correspondent's raw address,
   number or key.
-- :func:`recipient_name`: the first name training used for the person answered.
 
 ``warm_scrubber`` builds the scrubber's engines (Presidio, detect-secrets, the suffix list: about
 a second or more, once per process); the gateway calls it at startup so no request pays for it.
@@ -24,12 +23,12 @@ a second or more, once per process); the gateway calls it at startup so no reque
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from email.utils import parseaddr
 
-from ..chat import instruction_for
+from ..chat import instruction_for, recipient_name
 from ..dataset.emailai_format import ParsedDraftRequest, parse_emailai_request, strip_re
-from ..dataset.pii import scrub_subject
+from ..dataset.pii import protected_names, scrub_subject
 from ..rag.index import query_text
 
 _ADDR = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -54,29 +53,6 @@ def draft_request(messages) -> ParsedDraftRequest | None:
         return None
     p.account_email = account
     return p
-
-
-def recipient_name(sender: str) -> str:
-    """The first name the training data used for a recipient (dataset.build: from the address)."""
-    addr = address_of(sender)
-    if not addr:
-        return ""
-    name = re.split(r"[._-]", addr.split("@", 1)[0])[0]
-    return name.capitalize() if name.isalpha() else ""
-
-
-def protected_names(display_names: Iterable[str]) -> list[str]:
-    """The user's display names and first names, never scrubbed (``dataset.build._protect_names``)."""
-    out: list[str] = []
-    for raw in display_names:
-        name = (raw or "").strip().strip('"')
-        if not name or "@" in name:
-            continue
-        first = name.split()[0].strip(",")
-        for n in (name, first):
-            if len(n) >= 2 and n not in out:
-                out.append(n)
-    return out
 
 
 def scrub_text(text: str, protect: Sequence[str] = ()) -> str:
