@@ -21,14 +21,24 @@ SYSTEM_PROMPT = (
 _ADDRESS = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
+def address_of(text: str) -> str:
+    """The first email address in ``text`` ("Sam Lee <sam.lee@…>"), lower-cased; "" for none."""
+    m = _ADDRESS.search(text or "")
+    return m.group(0).lower() if m else ""
+
+
 def recipient_name(address: str) -> str:
     """The first name a prompt gives the person written to, from their address
     ("sam.lee@acme.example" or "Sam Lee <sam.lee@…>" → "Sam"); training and serving alike."""
-    m = _ADDRESS.search(address or "")
-    if not m:
-        return ""
-    name = re.split(r"[._-]", m.group(0).split("@", 1)[0])[0]
+    addr = address_of(address)
+    name = re.split(r"[._-]", addr.split("@", 1)[0])[0] if addr else ""
     return name.capitalize() if name.isalpha() else ""
+
+
+def reply_subject(subject: str) -> str:
+    """The subject the user's reply carries ("Re: …"), as the training replies' subjects do."""
+    subject = subject or ""
+    return "Re: " + subject if subject and not re.match(r"(?i)re\s*:", subject) else subject
 
 
 def task_line(*, subject: str = "", recipient: str = "", is_reply: bool = False, notes: str | None = None) -> str:

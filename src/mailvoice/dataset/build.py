@@ -248,15 +248,15 @@ def build_dataset(
         files["canaries"] = len(canaries)
     elif (out_dir / "canaries.json").exists():
         (out_dir / "canaries.json").unlink()  # a previous prepare's canaries are not in this data
-    if index is not None:
-        from ..rag.index import INDEX_DIR
+    from ..rag.index import INDEX_DIR
 
+    if index is not None:
         index.save(out_dir / INDEX_DIR)
         files["retrieval"] = len(index.docs)
-    elif (out_dir / "retrieval").exists():
+    elif (out_dir / INDEX_DIR).exists():
         import shutil
 
-        shutil.rmtree(out_dir / "retrieval")  # a previous prepare's index does not match these prompts
+        shutil.rmtree(out_dir / INDEX_DIR)  # a previous prepare's index does not match these prompts
     if opts.format in ("alpaca", "both"):
         files["train_alpaca"] = write_jsonl(out_dir / "train_alpaca.jsonl", (e.alpaca() for e in train))
         files["val_alpaca"] = write_jsonl(out_dir / "val_alpaca.jsonl", (e.alpaca() for e in val))

@@ -76,7 +76,6 @@ Return your response in JSON format.
 
 THREAD_MARKER = "Here is the context of the email thread (from oldest to newest):"
 REPLY_MARKER = "Please write a reply to the email."
-SYSTEM_MARKER = "You are an expert assistant that drafts email replies"
 # What ``require_system`` looks for: the part of the system text every known version and fork keeps.
 DRAFT_SYSTEM_HINT = "drafts email replies"
 

@@ -48,6 +48,18 @@ def base_of(adapter: Path) -> str:
     return cfg["base_model_name_or_path"]
 
 
+def trained_on(adapter: Path) -> str | None:
+    """The data file the adapter learned from (``train_file`` of its training config), if recorded;
+    ``adapter`` may be a run folder (its ``final/``)."""
+    for summary in (Path(adapter) / "training_summary.json", Path(adapter) / "final" / "training_summary.json"):
+        if summary.is_file():
+            try:
+                return json.loads(summary.read_text())["config"].get("train_file")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return None
+    return None
+
+
 def load_tuned(adapter: Path):
     import torch
     from peft import PeftModel

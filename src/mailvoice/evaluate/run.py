@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..errors import MailvoiceError
 from ..workspace import read_jsonl, write_json
-from .generate import GenOptions, generate, load_prompts, load_tuned, reply_perplexity, resolve_adapter, val_rows
+from .generate import (GenOptions, generate, load_prompts, load_tuned, reply_perplexity, resolve_adapter,
+                       trained_on, val_rows)
 
 EVALUATION_FILE = "evaluation.json"
 CONTROL_ADDRESS = "marcus.bell@northgate-logistics.example"
@@ -274,23 +275,22 @@ def evaluate(
     emailai = None
     if e_gen:  # moved out of the voice section like rag's
         e_refs = [parse_reply(r["messages"][2]["content"]) or "" for r in e_rows]
-        emailai = {"rows": len(e_rows), "trained_on": _trained_on(adapter), "perplexity": e_gen["ppl"]}
+        emailai = {"rows": len(e_rows), "trained_on": trained_on(adapter), "perplexity": e_gen["ppl"]}
         for side in ("tuned", "base"):
             key = f"emailai_{side}"
             emailai[side] = {"json_valid": sum(r is not None for r in e_parsed[side]) / len(e_rows),
                              "p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
                              "content": M.content_overlap(gens[key], e_refs)}
             clf.per_text.pop(key, None)
+    refs = [reply(r) for r in val_items]  # what the user really wrote to the val prompts
+    grams = M.ngram_set([m["content"] for r in train_rows for m in r["messages"][1:]], 8)  # novelty's reference
     rag_metrics = None
     if rag:  # moved out of the voice section: same classifier, its own report block
-        refs_ = [reply(r) for r in val_items]
-        train_text_ = [m["content"] for r in train_rows for m in r["messages"][1:]]
-        grams_ = M.ngram_set(train_text_, 8)
         rag_metrics = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(val_items)}
         for k, t in rag["texts"].items():
             key = f"rag_{k}"
             rag_metrics[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
-                              "content": M.content_overlap(t, refs_), "novelty": M.novelty(t, grams_)["novelty"],
+                              "content": M.content_overlap(t, refs), "novelty": M.novelty(t, grams)["novelty"],
                               "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
             clf.per_text.pop(key, None)
     ref_docs = user_train + other_train
@@ -302,12 +302,9 @@ def evaluate(
         features[name] = M.surface_features(t)
         features[name]["distance"] = M.feature_distance(profile, features[name]) if profile and features[name] else None
     n_val = len(val_items)
-    refs = [reply(r) for r in val_items]
     content = {"tuned": M.content_overlap(tuned_texts[len(prompts):], refs) if n_val else None,
                "base": M.content_overlap(base_texts[len(prompts):], refs) if n_val else None,
                "note": "content overlap with the real reply (ROUGE-L F1, chrF): what was said, not how"}
-    train_text = [m["content"] for r in train_rows for m in r["messages"][1:]]
-    grams = M.ngram_set(train_text, 8)
     nov = {"tuned": M.novelty(tuned_texts, grams), "base": M.novelty(base_texts, grams),
            "user_heldout": M.novelty(user_held, grams), "flag_below": novelty_flag}
     nov["flagged"] = nov["tuned"]["novelty"] is not None and nov["tuned"]["novelty"] < novelty_flag
@@ -388,14 +385,6 @@ def _emailai_rows(data_dir: Path | None, limit: int) -> list[dict]:
     return read_jsonl(p)[:limit] if limit and p and p.is_file() else []
 
 
-def _trained_on(adapter: Path) -> str | None:
-    p = adapter / "training_summary.json"
-    try:
-        return json.loads(p.read_text())["config"]["train_file"] if p.is_file() else None
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 def rag_variants(val_items: list[dict], adapter: Path, data_dir: Path | None) -> dict | None:
     """With a retrieval index (the adapter's, else the dataset's): every val prompt the other way
     round, so evaluate can compare the same model with and without the retrieved emails."""
@@ -414,8 +403,7 @@ def rag_variants(val_items: list[dict], adapter: Path, data_dir: Path | None) ->
         queries = [query_text(**prompt_fields(t)) for t in turns]
         got = idx.examples_many(queries, [r.get("thread_id") for r in val_items])
         other = [with_examples(t, g) for t, g in zip(turns, got, strict=True)]
-    meta = {k: v for k, v in idx.meta().items() if k in ("retriever", "k", "max_chars", "docs", "model")}
-    return {"trained_with": trained_with, "other_prompts": other, "meta": meta, "index": str(folder)}
+    return {"trained_with": trained_with, "other_prompts": other, "meta": idx.meta()}
 
 
 def headline(metrics: dict) -> dict:

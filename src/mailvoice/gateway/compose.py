@@ -12,7 +12,6 @@ fitted on the user's training replies vs the control authors) scores highest.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from ..chat import SYSTEM_PROMPT, instruction_for, recipient_name
+from ..chat import SYSTEM_PROMPT, instruction_for, recipient_name, reply_subject
 from ..errors import MailvoiceError
 from ..dataset.pii import scrub_subject
 from .emailai import protected_names, scrub_text
@@ -69,9 +68,7 @@ def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str =
     except Exception:  # noqa: BLE001 - a header surprise only costs the protection of names
         names = []
     protect = protected_names(names)
-    subj = subject or scrub_subject(rec.subject or "", protect=protect).text
-    if subj and not re.match(r"(?i)re\s*:", subj):
-        subj = "Re: " + subj
+    subj = reply_subject(subject or scrub_subject(rec.subject or "", protect=protect).text)
     return build(subj, recipient or recipient_name(rec.from_addr), scrub_text(body, protect) or "(no text)")
 
 
@@ -165,16 +162,10 @@ def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: 
     return [o["text"] for o in outs]
 
 
-def _retriever(model_dir: Path | None, user_id: str, root):
+def _retriever(adapter):
     """The adapter's retrieval index as a query → examples function, or None (no ``rag``)."""
     from ..rag.index import find_index, load_cached
 
-    adapter = model_dir
-    if adapter is None:
-        try:
-            adapter = _record(user_id, root).get("adapter")
-        except MailvoiceError:
-            adapter = None
     folder = find_index(Path(adapter)) if adapter else None
     return load_cached(folder).examples_for if folder else None
 
@@ -187,27 +178,25 @@ def write_draft(notes: str, user_id: str, *, root=None, reply_to: Path | None = 
     from ..workspace import validate_user_id
 
     validate_user_id(user_id)
-    instr = instruction_from(notes, reply_to, subject=subject, recipient=recipient,
-                             retrieve=_retriever(model_dir, user_id, root))
+    try:  # read once: the model name, the adapter and its retrieval index all come from it
+        record, missing = _record(user_id, root), None
+    except MailvoiceError as e:
+        record, missing = {}, e
+    adapter = model_dir or record.get("adapter")
+    instr = instruction_from(notes, reply_to, subject=subject, recipient=recipient, retrieve=_retriever(adapter))
     t0 = time.perf_counter()
     if upstream:
         from ..deploy.modelfile import model_name
 
-        model = model_name(user_id)
-        try:
-            model = _record(user_id, root).get("model") or model
-        except MailvoiceError:
-            pass
+        model = record.get("model") or model_name(user_id)
         texts = generate_remote(upstream, model, instr, api=api, n=candidates, max_tokens=max_tokens,
                                 temperature=temperature if temperature is not None else (0.7 if candidates > 1 else None),
                                 token=token)
     else:
-        adapter = model_dir
-        if adapter is None:
-            rec = _record(user_id, root)
-            adapter = rec.get("adapter")
-            if not adapter:
-                raise MailvoiceError(f"the registry record for {user_id} names no adapter; pass --model")
+        if not adapter:
+            if missing is not None:
+                raise missing
+            raise MailvoiceError(f"the registry record for {user_id} names no adapter; pass --model")
         model = str(adapter)
         texts = generate_local(Path(adapter), instr, n=candidates, temperature=temperature, max_tokens=max_tokens)
     timings = {"generate_s": round(time.perf_counter() - t0, 3)}

@@ -22,23 +22,13 @@ a second or more, once per process); the gateway calls it at startup so no reque
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from email.utils import parseaddr
 
-from ..chat import instruction_for, recipient_name
+from ..chat import address_of, instruction_for, recipient_name, reply_subject
 from ..dataset.emailai_format import ParsedDraftRequest, parse_emailai_request, strip_re
-from ..dataset.pii import protected_names, scrub_subject
+from ..dataset.pii import protected_names, scrub, scrub_subject
 from ..rag.index import query_text
-
-_ADDR = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_RE = re.compile(r"(?i)re\s*:")
-
-def address_of(text: str) -> str:
-    """The first email address in ``text``, lower-cased; ``""`` when there is none."""
-    m = _ADDR.search(text or "")
-    return m.group(0).lower() if m else ""
-
 
 def draft_request(messages) -> ParsedDraftRequest | None:
     """EmailAI's drafting call with a routable account address, or ``None`` for every other call."""
@@ -57,8 +47,6 @@ def draft_request(messages) -> ParsedDraftRequest | None:
 
 def scrub_text(text: str, protect: Sequence[str] = ()) -> str:
     """``text`` with PII and secrets replaced by the training data's placeholders."""
-    from ..dataset.pii import scrub
-
     return scrub(text, protect=protect).text if text else text
 
 
@@ -78,9 +66,7 @@ def answered(req: ParsedDraftRequest) -> tuple[str, str, str, dict]:
     last = incoming[-1]
     own = [parseaddr(e.get("from", ""))[0] for e in req.thread if address_of(e.get("from", "")) == account]
     protect = protected_names(own)
-    subject = scrub_subject((last.get("subject") or "").strip(), protect=protect).text
-    if subject and not _RE.match(subject):
-        subject = "Re: " + subject  # the subject the user's reply carries, as in training
+    subject = reply_subject(scrub_subject((last.get("subject") or "").strip(), protect=protect).text)
     body = scrub_text((last.get("content") or "").strip(), protect)
     return subject, recipient_name(last.get("from", "")), body, last
 

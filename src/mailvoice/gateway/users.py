@@ -45,19 +45,11 @@ def adapter_prompt(adapter) -> tuple[str | None, str]:
     """(retrieval folder, prompt style) the adapter was trained with, from the files it carries."""
     if not adapter:
         return None, "instruction"
+    from ..evaluate.generate import trained_on
     from ..rag.index import find_index
 
-    p = Path(adapter)
-    idx = find_index(p)
-    style = "instruction"
-    for summary in (p / "training_summary.json", p / "final" / "training_summary.json"):
-        if summary.is_file():
-            try:
-                train_file = str(json.loads(summary.read_text())["config"].get("train_file") or "")
-            except (ValueError, KeyError, TypeError, AttributeError):
-                train_file = ""
-            style = "emailai" if "emailai" in train_file else "instruction"
-            break
+    idx = find_index(Path(adapter))
+    style = "emailai" if "emailai" in str(trained_on(Path(adapter)) or "") else "instruction"
     return (str(idx) if idx else None), style
 
 

@@ -98,9 +98,13 @@ def _bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
 
 # ------------------------------------------------------------------------------------ index
 class Index:
-    def __init__(self, docs: list[dict], opts: RagOptions, embeddings=None):
+    def __init__(self, docs: list[dict], opts: RagOptions, embeddings=None, created: str | None = None):
+        import numpy as np
+
         self.docs, self.opts = docs, opts
+        self.created = created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._lock = threading.Lock()
+        self._threads = np.array([d["thread_id"] for d in docs], dtype=object)  # for the own-thread mask
         if not docs:
             self._bm25 = self._emb = None
         elif opts.retriever == "bm25":
@@ -144,15 +148,14 @@ class Index:
         if not queries:
             return []
         sc = self.scores(queries)
-        threads = np.array([d["thread_id"] for d in self.docs], dtype=object) if self.docs else None
+        floor = 0.0 if self._bm25 is not None else -np.inf
         out = []
         for i, row in enumerate(sc):
             row = row.copy()
             ex = exclude_threads[i] if exclude_threads else None
-            if ex is not None and threads is not None:
-                row[threads == ex] = -np.inf
+            if ex is not None:
+                row[self._threads == ex] = -np.inf
             order = np.argsort(-row, kind="stable")[:k]
-            floor = 0.0 if self._bm25 is not None else -np.inf
             out.append([self.docs[j] for j in order if row[j] > floor])
         return out
 
@@ -170,7 +173,7 @@ class Index:
 
     # -------------------------------------------------------------------------------- files
     def meta(self) -> dict:
-        m = {**asdict(self.opts), "docs": len(self.docs), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        m = {**asdict(self.opts), "docs": len(self.docs), "created": self.created}
         if self.opts.retriever == "minilm":
             m["model"] = MINILM
         return m
@@ -203,7 +206,7 @@ class Index:
             raise MailvoiceError(f"cannot read the retrieval index in {folder}: {type(e).__name__}") from None
         if emb is not None and len(emb) != len(docs):
             raise MailvoiceError(f"the retrieval index in {folder} is inconsistent ({len(docs)} docs, {len(emb)} vectors)")
-        return cls(docs, opts, emb)
+        return cls(docs, opts, emb, meta.get("created"))
 
 
 def find_index(path: Path | None) -> Path | None:
