@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import DANA, ROOT, trimmed_mbox
+from conftest import prepare_sample, sample_prompts, train_tiny
 
 from mailvoice.cli import main
 from mailvoice.dataset.emailai_format import SYSTEM_PROMPT, parse_emailai_request, parse_reply
@@ -14,20 +14,9 @@ from mailvoice.workspace import read_jsonl
 
 @pytest.fixture(scope="module")
 def emailai_run(tiny_model, tmp_path_factory):
-    from mailvoice.dataset.build import DatasetOptions
-    from mailvoice.dataset.prepare import prepare
-    from mailvoice.train.config import validate_config
-    from mailvoice.train.run import train
-
     tmp = tmp_path_factory.mktemp("evalemailai")
-    trimmed_mbox(tmp / "dana.mbox", 60)
-    data = tmp / "data"
-    prepare(sources=[str(tmp / "dana.mbox")], out_dir=data, user_emails=[DANA],
-            opts=DatasetOptions(min_emails=20, emailai_format=True), notice=lambda m: None)
-    cfg = validate_config({"base_model": str(tiny_model), "max_steps": 1, "per_device_train_batch_size": 4,
-                           "learning_rate": 5e-3, "lora_dropout": 0.0, "report_to": [],
-                           "train_file": "train_emailai.jsonl", "val_file": "val_emailai.jsonl"})
-    run = train(cfg, data_dir=data, run_dir=tmp / "run", notice=lambda m: None)
+    data = prepare_sample(tmp, emailai_format=True).out_dir
+    run = train_tiny(tiny_model, data, tmp / "run", train_file="train_emailai.jsonl", val_file="val_emailai.jsonl")
     return {"tmp": tmp, "data": data, "run": run}
 
 
@@ -42,8 +31,7 @@ def test_training_rows_are_emailai_requests_the_gateway_recognises(emailai_run):
 
 def test_evaluate_scores_the_emailai_format(emailai_run):
     tmp, data, run = emailai_run["tmp"], emailai_run["data"], emailai_run["run"]
-    prompts = tmp / "prompts.json"
-    prompts.write_text(json.dumps(json.loads((ROOT / "data-samples" / "test-prompts.json").read_text())[:1]))
+    prompts = sample_prompts(tmp / "prompts.json", 1)
     out = tmp / "eval" / "evaluation-results.json"
     rc = main(["evaluate", "--model", str(run.run_dir), "--test-data", str(prompts), "--output", str(out),
                "--data", str(data), "--report", str(tmp / "eval" / "report.html"), "--max-new-tokens", "8",

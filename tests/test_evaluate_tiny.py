@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DANA, ROOT, trimmed_mbox
+from conftest import prepare_sample, sample_prompts, train_tiny
 
 from mailvoice.cli import main
 
@@ -29,21 +29,10 @@ def render_dom(html_path: Path, tmp: Path, screenshot: Path | None = None) -> st
 
 @pytest.fixture(scope="module")
 def tiny_eval(tiny_model, tmp_path_factory):
-    from mailvoice.dataset.build import DatasetOptions
-    from mailvoice.dataset.prepare import prepare
-    from mailvoice.train.config import validate_config
-    from mailvoice.train.run import train
-
     tmp = tmp_path_factory.mktemp("evaltiny")
-    trimmed_mbox(tmp / "dana.mbox", 60)
-    data = tmp / "data"
-    prepare(sources=[str(tmp / "dana.mbox")], out_dir=data, user_emails=[DANA],
-            opts=DatasetOptions(min_emails=20, plant_canaries=1, canary_repeats=2), notice=lambda m: None)
-    cfg = validate_config({"base_model": str(tiny_model), "max_steps": 2, "per_device_train_batch_size": 4,
-                           "learning_rate": 5e-3, "lora_dropout": 0.0, "report_to": []})
-    run = train(cfg, data_dir=data, run_dir=tmp / "run", notice=lambda m: None)
-    prompts = tmp / "prompts.json"
-    prompts.write_text(json.dumps(json.loads((ROOT / "data-samples" / "test-prompts.json").read_text())[:2]))
+    data = prepare_sample(tmp, plant_canaries=1, canary_repeats=2).out_dir
+    run = train_tiny(tiny_model, data, tmp / "run", steps=2)
+    prompts = sample_prompts(tmp / "prompts.json", 2)
     out = tmp / "eval" / "evaluation-results.json"
     rc = main(["evaluate", "--model", str(run.run_dir), "--test-data", str(prompts), "--output", str(out),
                "--data", str(data), "--report", str(tmp / "eval" / "report.html"), "--max-new-tokens", "12",

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from conftest import DANA, DANA_MBOX, ROOT, trimmed_mbox
+from conftest import DANA, DANA_MBOX, prepare_sample, sample_prompts, train_tiny
 
 from mailvoice.chat import (EXAMPLES_HEADER, has_examples, instruction_for, prompt_fields, strip_examples,
                             with_examples)
@@ -108,17 +108,9 @@ def test_minilm_matches_meaning_without_shared_words(tmp_path):
 # ------------------------------------------------------------------------------------ prepare → train → evaluate
 @pytest.fixture(scope="module")
 def rag_data(tmp_path_factory):
-    from mailvoice.dataset.build import DatasetOptions
-    from mailvoice.dataset.prepare import prepare
-
     tmp = tmp_path_factory.mktemp("rag")
-    trimmed_mbox(tmp / "dana.mbox", 60)
-    data = tmp / "data"
-    meta = prepare(sources=[str(tmp / "dana.mbox")], out_dir=data, user_emails=[DANA],
-                   opts=DatasetOptions(min_emails=20, plant_canaries=1, canary_repeats=2, rag="bm25", rag_k=2,
-                                       rag_max_chars=300),
-                   notice=lambda m: None).metadata
-    return {"tmp": tmp, "data": data, "meta": meta}
+    res = prepare_sample(tmp, plant_canaries=1, canary_repeats=2, rag="bm25", rag_k=2, rag_max_chars=300)
+    return {"tmp": tmp, "data": res.out_dir, "meta": res.metadata}
 
 
 def test_prepare_puts_past_emails_in_prompts_from_train_only(rag_data):
@@ -175,20 +167,14 @@ def test_cli_rejects_a_bad_retriever(tmp_path, capsys):
 
 
 def test_train_carries_the_index_and_evaluate_compares(rag_data, tiny_model):
-    from mailvoice.train.config import validate_config
-    from mailvoice.train.run import train
-
     tmp, data = rag_data["tmp"], rag_data["data"]
-    cfg = validate_config({"base_model": str(tiny_model), "max_steps": 1, "per_device_train_batch_size": 4,
-                           "learning_rate": 5e-3, "lora_dropout": 0.0, "report_to": []})
-    run = train(cfg, data_dir=data, run_dir=tmp / "run", notice=lambda m: None)
+    run = train_tiny(tiny_model, data, tmp / "run")
     carried = run.final_dir / "retrieval"
     assert (carried / "docs.jsonl").read_bytes() == (data / "retrieval" / "docs.jsonl").read_bytes()
     assert run.summary["retrieval"]["retriever"] == "bm25"
     assert find_index(run.run_dir) == carried
 
-    prompts = tmp / "prompts.json"
-    prompts.write_text(json.dumps(json.loads((ROOT / "data-samples" / "test-prompts.json").read_text())[:1]))
+    prompts = sample_prompts(tmp / "prompts.json", 1)
     out = tmp / "eval" / "evaluation-results.json"
     rc = main(["evaluate", "--model", str(run.run_dir), "--test-data", str(prompts), "--output", str(out),
                "--data", str(data), "--report", str(tmp / "eval" / "report.html"), "--max-new-tokens", "8",
