@@ -461,12 +461,79 @@ def suite_talon(kit: Path, limit: int | None) -> Rows:
     return rows
 
 
+def office_dir() -> Path:
+    """The annotated real office mail suite shipped with the repo (bench/cleaning/spamassassin-office)."""
+    return REPO / "bench" / "cleaning" / "spamassassin-office"
+
+
+def office_items(limit: int | None = None) -> list[tuple[str, list[str], list[str]]]:
+    """(id, input lines, per-line zone: '' author / 'sig' / 'quote') from the ``#sig#`` / ``#quote#`` bodies."""
+    items = []
+    for body in sorted((office_dir() / "dataset").glob("*_body"))[:limit]:
+        raw = read(body).split("\n")
+        inp, zone = [], []
+        for ln in raw:
+            m = re.match(r"^#(sig|quote)#", ln)
+            zone.append(m.group(1) if m else "")
+            inp.append(ln[m.end():] if m else ln)
+        items.append((body.name[: -len("_body")], inp, zone))
+    return items
+
+
+def suite_office(kit: Path, limit: int | None) -> Rows:
+    """Real office mail (SpamAssassin ham), zone-annotated: ruled / contact signatures, Lotus headers,
+    disclaimers, quotes. The sign-off is author text in the annotation (our convention), so one view."""
+    items = office_items(limit)
+    rows: Rows = []
+    n = len(items)
+    res: dict[str, dict[str, str]] = {}
+    for name, fn in CLEANERS.items():
+        tp = fp = fn_ = 0
+        exact = 0
+        sig_leak = quote_leak = 0
+        n_sig = n_quote = 0
+        for _id, inp, zone in items:
+            rem = removed_lines(inp, safe(fn, text="\n".join(inp)))
+            nb = [k for k, ln in enumerate(inp) if ln.strip()]
+            g = {k for k in nb if zone[k]}
+            p = {k for k in nb if rem[k]}
+            tp += len(g & p)
+            fp += len(p - g)
+            fn_ += len(g - p)
+            exact += g == p
+            for z in ("sig", "quote"):
+                gz = {k for k in nb if zone[k] == z}
+                if not gz:
+                    continue
+                leaked = bool(gz - p)
+                if z == "sig":
+                    n_sig += 1
+                    sig_leak += leaked
+                else:
+                    n_quote += 1
+                    quote_leak += leaked
+        pr, rc, f1 = prf(tp, fp, fn_)
+        res[name] = {
+            "line F1": f"{f1:.3f}",
+            "line precision": f"{pr:.3f}",
+            "line recall": f"{rc:.3f}",
+            "exact-zone rate": f"{exact / max(n, 1):.3f}",
+            "signed emails leaking a signature line (lower is better)": f"{sig_leak}/{n_sig}",
+            "quoting emails leaking a quoted line (lower is better)": f"{quote_leak}/{n_quote}",
+            "author lines removed (lower is better)": str(fp),
+        }
+    for metric in next(iter(res.values())):
+        rows.append((f"office real mail ({n} emails)", metric, {k: v[metric] for k, v in res.items()}))
+    return rows
+
+
 SUITES = {
     "mailgun-forge": suite_forge,
     "crisp-oss-email-reply-parser": suite_crisp,
     "alfonsrv-mail-parser-reply": suite_alfonsrv,
     "closeio-quotequail": suite_quotequail,
     "mailgun-talon": suite_talon,
+    "spamassassin-office": suite_office,
 }
 
 
