@@ -287,3 +287,114 @@ def test_prose_like_separates_sentences_from_contact_lines():
     assert not R.is_prose_like("IT Manager, Acme US")
     assert not R.is_prose_like("phone: 713-853-1587")
     assert not R.is_prose_like("1400 Smith St., Houston, TX")
+
+
+# ---------------------------------------------------------------- real office mail (issue 18)
+
+
+@pytest.mark.parametrize("indent", ["", "                    "])
+@pytest.mark.parametrize("gap", ["", "\n\n"])
+def test_lotus_notes_header_takes_the_sender_name_line(indent, gap):
+    text = (
+        "Fine, let us go with Tuesday.\n\nKim\n\n\n"
+        f"{indent}John Smith\n{indent}10/22/2001 03:15 PM\n{gap}"
+        "To: Kim Lee/HOU/ECT@ECT\ncc: Bob Jones/HOU/ECT@ECT\nSubject: Re: deal\n\nCan we meet?\n"
+    )
+    res = extract_author_text(text)
+    assert res.text == "Fine, let us go with Tuesday.\n\nKim"
+    assert res.removed[0].kind == "quote" and res.removed[0].text.lstrip().startswith("John Smith")
+
+
+def test_lotus_notes_name_with_notes_hierarchy_and_a_sentence_above_a_date_stays():
+    hier = "Fine.\n\nJohn Smith/HOU/ECT\n10/22/2001 03:15 PM\nTo: Kim Lee/HOU/ECT@ECT\ncc:\nSubject: Re: deal\n\nold"
+    assert clean(hier) == "Fine."
+    # a sentence (not a name alone) above a date line is the author's
+    prose = "Sounds good, see you then.\nWe can meet on\n10/22/2001 03:15 PM\nTo: Kim Lee/HOU/ECT@ECT\ncc:\nSubject: Re: deal\n\nold"
+    assert clean(prose).startswith("Sounds good, see you then.\nWe can meet on")
+
+
+@pytest.mark.parametrize("rule", ["=" * 42, "_" * 42, "- " + "-" * 40, "*" + "-" * 40 + "*"])
+def test_ruled_signature_block_removed_signoff_kept(rule):
+    text = (
+        "Sounds good to me.\n\nAnn\n\n"
+        f"{rule}\n   Ann Example\n   Research Associate\n   Department of Physics\n   University of Somewhere\n"
+        "   1 College Road, Somewhere, ST 12345\n   Voice: (555) 555-0100\n   FAX:   (555) 555-0101\n"
+        f"   Internet: ann@example.edu\n{rule}\n"
+    )
+    res = extract_author_text(text)
+    assert res.text == "Sounds good to me.\n\nAnn"
+    assert res.removed[-1].kind == "signature" and "Internet: ann@example.edu" in res.removed[-1].text
+
+
+def test_ruled_one_line_card_with_a_blurb_inside_the_box():
+    text = (
+        "Do you know which app is making the connection?\n\n" + "=" * 60 + "\n"
+        "Jo Bloggs | Acme Design | www.acme.ie | Tel : 086-5550100\n\n"
+        '" Our core product lets organisations publish information\nto their web site quickly. "\n' + "=" * 60 + "\n"
+    )
+    assert clean(text) == "Do you know which app is making the connection?"
+
+
+def test_ruled_block_in_the_middle_or_with_prose_is_kept():
+    # a ruled box that is a quoted item (a URL, a date, a title) is content, not a signature
+    news = "Look at this:\n----\nhttp://example.com/story.html\n11:14 2002-09-13\n200 NUKES LOST\n" + "-" * 40 + "\n\nScary.\n"
+    assert clean(news) == news.strip()
+    prose = "It was coined later.\n\n" + "-" * 40 + "\nMy permanent email address is kim@example.com\n" + "-" * 40 + "\n"
+    assert "My permanent email address is kim@example.com" in clean(prose)
+    box = "Results:\n" + "=" * 30 + "\nJohn Smith | 555-0100\n" + "=" * 30 + "\nMore prose follows here, with the real point.\n"
+    assert clean(box) == box.strip()
+
+
+def test_contact_block_with_organisation_lines_and_a_postal_address():
+    oberman = (
+        "It has worked well for years.\n\nR. Kevin Oberman, Network Engineer\nEnergy Sciences Network (ESnet)\n"
+        "Ernest O. Lawrence Berkeley National Laboratory (Berkeley Lab)\nE-mail: oberman@es.net\t\t\tPhone: +1 510 486-8634\n"
+    )
+    assert clean(oberman) == "It has worked well for years."
+    address = "Could anyone recommend a monitoring service?\n\nAdrian Murphy\n2020 Strategies\nBeechlawn\nCloncrane\nCo Offaly\nIreland\n"
+    assert clean(address) == "Could anyone recommend a monitoring service?\n\nAdrian Murphy"
+    # a short list of place names in prose is not an address block
+    trip = "We visited these places:\n\nDublin\nCork\nGalway\n"
+    assert clean(trip) == trip.strip()
+
+
+def test_contact_block_under_the_signoff_and_full_name_line():
+    full = "Will do.\n\nThanks,\nKim\n\nKim Lee\nSenior Analyst\nAcme Corp\n1400 Smith St.\nHouston, TX 77002\nPhone: 713-555-0100\nFax: 713-555-0101\nkim.lee@acme.com\n"
+    assert clean(full) == "Will do.\n\nThanks,\nKim"
+    name_only = extract_author_text("Will do.\n\nThanks,\nKim\n\nKim Lee\n")
+    assert name_only.text == "Will do.\n\nThanks,\nKim"
+    assert name_only.removed[-1].reason.startswith("full name under the sign-off")
+    # after a quote too (the user's full name sits above their '-- ' block)
+    after_quote = "Any ideas?\n\nThanks,\nMarc\n\n> old question\n> from Bob\n\nMarc Baaden\n\n-- \nDr. Marc Baaden\n"
+    assert clean(after_quote) == "Any ideas?\n\nThanks,\nMarc"
+    # a different name, or the same name again, is kept: a second person, or a repeated sign-off
+    assert clean("Will do.\n\nThanks,\nKim\n\nBob Jones\n").endswith("Bob Jones")
+    assert clean("Will do.\n\nThanks, Kim\n\nKim\n").endswith("Kim")
+
+
+def test_disclaimer_after_an_underscore_rule():
+    text = (
+        "See attached.\n\nRegards,\nAnn\n\n" + "_" * 32 + "\n"
+        "Privileged/Confidential Information may be contained in this message. If you are not the addressee\n"
+        "indicated in this message (or responsible for delivery of the message to such person), you may not\n"
+        "copy or deliver this message to anyone.\n" + "".join(f"Further legal line {k}.\n" for k in range(20))
+    )
+    res = extract_author_text(text)
+    assert res.text == "See attached.\n\nRegards,\nAnn"
+    assert res.removed[-1].kind == "disclaimer"
+
+
+def test_pgp_armour_and_dash_escaping():
+    text = (
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA1\n\nOk, it works now.\n- -- and the dash stays.\n\nAj\n\n"
+        "- -- \nAJ McKee\n\n-----BEGIN PGP SIGNATURE-----\nVersion: GnuPG v1\n\niQA/AwUBPV1dFIHmA/TOOP95EQL\n=yGuw\n"
+        "-----END PGP SIGNATURE-----\n"
+    )
+    res = extract_author_text(text)
+    assert res.text == "Ok, it works now.\n-- and the dash stays.\n\nAj"
+    assert any(z.reason == "OpenPGP armour" for z in res.removed)
+
+
+def test_scissors_marks_go_with_the_quote():
+    text = "On Tue, 2002-07-30 at 10:06, Dan wrote:\n> Hello?\n\n----8<\n\n> more text\n\n---->8\n\nCan someone translate this?\n\nThanks\n"
+    assert clean(text) == "Can someone translate this?\n\nThanks"

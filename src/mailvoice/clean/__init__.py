@@ -194,6 +194,50 @@ def _apply_learned(lines: list[str], author: list[int], label: dict[int, tuple[s
                 break
 
 
+def _is_ruled_signature(block: list[str]) -> bool:
+    """The lines between a rule ('====', '____', '*---*') and the closing rule or the end: a name then
+    contact lines (name, title, department, institution, address, 'Voice:'/'FAX:'/'Internet:'), or a
+    first line that is itself a contact line with an address, phone or URL ('Jo Bloggs | Acme |
+    www.acme.ie | Tel: …'); box borders ('* … *', '| … |') are ignored."""
+    core = [t.strip().strip("*|").strip() for t in block]
+    core = [t for t in core if t]
+    if not core or len(core) > 12:
+        return False
+    if (
+        R.is_name_line(core[0])
+        and not R._URL.search(core[0])
+        and all(R.is_sig_like(t) for t in core)
+        and any(R.contact_score(t) >= 2 for t in core[1:])
+    ):
+        return True
+    return R.is_name_then_contact(core[0])
+
+
+def _full_name_after_signoff(lines: list[str], rest: list[int]) -> int | None:
+    """The last author line is a full name ('Marc Baaden') extending the sign-off name above it
+    ('Thanks,\nMarc'): the name line of the user's signature, not a second sign-off."""
+    nb = [i for i in rest if lines[i].strip()]
+    if len(nb) < 3:
+        return None
+    last = nb[-1]
+    words = lines[last].split()
+    if not (2 <= len(words) <= 4 and R.is_name_line(lines[last]) and not R.is_closing(lines[last])):
+        return None
+    first = words[0].strip("-~/ .,").lower()
+    for k in range(len(nb) - 2, -1, -1):
+        i = nb[k]
+        if not R.is_closing(lines[i]):
+            continue
+        m = R.CLOSING_LINE.match(lines[i].strip())
+        name = (m.group("name") or "").strip(" ,.!") if m else ""
+        if not name and nb[k + 1] != last and R.is_name_line(lines[nb[k + 1]]):
+            name = lines[nb[k + 1]].strip(" -~/,.")
+        if name and len(name.split()) < len(words) and name.split()[0].lower() == first:
+            return last
+        return None
+    return None
+
+
 def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple[str, str]]) -> None:
     def cut(from_pos: int, kind: str, reason: str, upto: int | None = None) -> None:
         for i in author[from_pos : upto if upto is not None else len(author)]:
@@ -208,6 +252,8 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
             first_para_end = p
             break
     for p in nonblank_pos:
+        if author[p] in label:  # inside a ruled block cut below
+            continue
         ln = lines[author[p]]
         if R.SIG_DELIM.match(ln):
             cut(p, "signature", "'-- ' signature delimiter")
@@ -238,6 +284,22 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
                 kind = "device_footer" if R.is_device_footer(tail[0]) and len(tail) == 1 else "signature"
                 cut(p, kind, "separator line followed by a signature/footer block")
                 break
+        if R.SEPARATOR.match(ln):
+            after = [q for q in nonblank_pos if q > p]
+            tail = [lines[author[q]] for q in after]
+            if tail and R.looks_like_disclaimer(" ".join(t.strip() for t in tail[:4])):
+                cut(p, "disclaimer", "separator line followed by a legal disclaimer")
+                break
+            close = next((k for k, q in enumerate(after) if R.SEPARATOR.match(lines[author[q]])), None)
+            block = tail[:close] if close is not None else tail
+            below = tail[close + 1 :] if close is not None else []
+            # what follows the box up to the next rule (a list footer's) must not be prose: the box ends the message
+            below = below[: next((k for k, t in enumerate(below) if R.SEPARATOR.match(t)), len(below))]
+            if block and len(block) <= 15 and _is_ruled_signature(block) and all(R.is_sig_like(t) for t in below):
+                if close is None:
+                    cut(p, "signature", "ruled signature block")
+                    break
+                cut(p, "signature", "ruled signature block", after[close] + 1)
 
     # pass 2: contact block after the sign-off
     rest = [author[p] for p in range(len(author)) if author[p] not in label]
@@ -332,6 +394,10 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
         prev = [x for x in rest if x < last]
         if len(nb) > 1 and R.is_name_phone_line(lines[last]) and (not lines[prev[-1]].strip() or R.is_closing(lines[prev[-1]])):
             label[last] = ("signature", "name and phone number on the last line")
+    rest = [i for i in rest if i not in label]
+    full = _full_name_after_signoff(lines, rest)
+    if full is not None:
+        label[full] = ("signature", "full name under the sign-off (the signature's name line)")
     # separator residue at the end
     rest = [i for i in rest if i not in label]
     for i in reversed(rest):
@@ -346,13 +412,31 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
 # ---------------------------------------------------------------- assembly
 
 
+def _label_scissors(lines: list[str], label: dict[int, tuple[str, str]]) -> None:
+    """'----8<' / '---->8' marks next to quoted lines belong to the quote."""
+    for i, ln in enumerate(lines):
+        if i in label or not R.is_scissors(ln):
+            continue
+        for step in (-1, 1):
+            j = i + step
+            while 0 <= j < len(lines) and not lines[j].strip():
+                j += step
+            if 0 <= j < len(lines) and label.get(j, ("",))[0] == "quote":
+                label[i] = ("quote", "scissors mark around a quoted excerpt")
+                break
+
+
 def _extract_plain(text: str, signatures: Sequence[str], depth: int = 0) -> Extraction:
     lines = R.normalise(text).split("\n")
+    armour = R.pgp_armour(lines)
+    if armour and any(R.is_pgp_signed_start(x) for x in lines):
+        lines = [R.pgp_unescape(x) for x in lines]
     zones, is_forward = _scan_quotes(lines)
-    label: dict[int, tuple[str, str]] = {}
+    label: dict[int, tuple[str, str]] = {i: ("signature", "OpenPGP armour") for i in armour}
     for kind, s, e, reason in zones:
         for i in range(s, e):
             label.setdefault(i, (kind, reason))
+    _label_scissors(lines, label)
     author = [i for i in range(len(lines)) if i not in label]
     _apply_learned(lines, author, label, signatures)
     _signature_stage(lines, author, label)

@@ -215,13 +215,33 @@ def header_block_at(lines: list[str], i: int) -> tuple[int, int, bool] | None:
         end -= 1
     start = i
     k = i - 1
+    if not has_from:
+        # Lotus Notes may leave blank lines between the 'name / date' lines and To:
+        up = k
+        while up >= 0 and i - up <= 4 and not lines[up].strip():
+            up -= 1
+        if up >= 0 and up < k and _LOTUS_DATE_LINE.search(lines[up]):
+            k = up
     back = 0
     while k >= 0 and back < 3 and lines[k].strip() and not has_from:
         if _LOTUS_DATE_LINE.search(lines[k]) or _EMAILISH.search(lines[k]) or "@" in lines[k]:
             start = k
+        elif k + 1 == start and _LOTUS_DATE_LINE.search(lines[start]) and is_lotus_name(lines[k]):
+            # Lotus Notes puts the sender's name alone (often indented) above the date line
+            start = k
+            break
         k -= 1
         back += 1
     return start, end, fwd
+
+
+_LOTUS_NAME = re.compile(r"^\s*[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*){0,3}(?:/[\w-]+)*\s*$")
+
+
+def is_lotus_name(line: str) -> bool:
+    """A Lotus Notes sender line: a name alone, maybe with its Notes hierarchy ('Jane Doe/HOU/ECT')."""
+    s = line.strip()
+    return bool(s) and len(s) <= 60 and (is_name_line(s) or bool(_LOTUS_NAME.match(s) and "/" in s))
 
 
 # ---------------------------------------------------------------- separators / original / forward
@@ -246,6 +266,53 @@ _FORWARD = re.compile(
     re.I,
 )
 _LOTUS_FROM = re.compile(r"^\s*-{3,}\s*(?:forwarded|original)\s+(?:by|message)\b", re.I)
+
+
+_SCISSORS = re.compile(r"^\s*-*\s*(?:8<|>8|✂)\s*-*\s*$")
+_PGP_SIGNED = re.compile(r"^-----BEGIN PGP SIGNED MESSAGE-----\s*$")
+_PGP_HASH = re.compile(r"^Hash:\s*[\w, -]+$")
+_PGP_SIG_BEGIN = re.compile(r"^-----BEGIN PGP SIGNATURE-----\s*$")
+_PGP_SIG_END = re.compile(r"^-----END PGP SIGNATURE-----\s*$")
+
+
+def is_scissors(line: str) -> bool:
+    """'----8<' / '---->8': the marks around a quoted excerpt."""
+    return bool(_SCISSORS.match(line))
+
+
+def pgp_armour(lines: list[str]) -> list[int]:
+    """Indexes of OpenPGP clear-sign armour lines: the BEGIN line and its Hash: headers, and the
+    signature block from BEGIN PGP SIGNATURE to END PGP SIGNATURE (RFC 4880 §7)."""
+    out: list[int] = []
+    i, n = 0, len(lines)
+    while i < n:
+        if _PGP_SIGNED.match(lines[i]):
+            out.append(i)
+            j = i + 1
+            while j < n and _PGP_HASH.match(lines[j]):
+                out.append(j)
+                j += 1
+            i = j
+            continue
+        if _PGP_SIG_BEGIN.match(lines[i]):
+            j = i
+            while j < n and not _PGP_SIG_END.match(lines[j]):
+                j += 1
+            if j < n:
+                out.extend(range(i, j + 1))
+                i = j + 1
+                continue
+        i += 1
+    return out
+
+
+def is_pgp_signed_start(line: str) -> bool:
+    return bool(_PGP_SIGNED.match(line))
+
+
+def pgp_unescape(line: str) -> str:
+    """Undo OpenPGP dash-escaping ('- -- ' → '-- ') inside a clear-signed message."""
+    return line[2:] if line.startswith("- -") else line
 
 
 def is_original_marker(line: str) -> bool:
@@ -320,7 +387,19 @@ _CONTACT_WORD = re.compile(
     r"manager|director|president|vp|vice\s+president|ceo|cto|cfo|coo|founder|co-founder|engineer|developer|"
     r"analyst|consultant|specialist|coordinator|associate|assistant|counsel|attorney|partner|officer|head\s+of|"
     r"lead|senior|principal|inc|llc|ltd|gmbh|corp|corporation|company|group|department|dept|university|"
-    r"street|st\.|suite|floor|avenue|ave|road|rd\.|blvd|houston|london|texas|tx|ny|ca)\b",
+    r"street|st\.|suite|floor|avenue|ave|road|rd\.|blvd|houston|london|texas|tx|ny|ca|"
+    r"laboratory|lab|institute|centre|center|division|school|college|faculty|"
+    r"voice|internet|icq|pager|telex)\b",
+    re.I,
+)
+# the last lines of a postal address: a country, an Irish/UK county, a US 'City, ST 12345', a postcode
+_ADDRESS_LINE = re.compile(
+    r"^\s*(?:(?:the\s+)?(?:ireland|northern\s+ireland|uk|u\.k\.|united\s+kingdom|england|scotland|wales|usa|u\.s\.a\.|"
+    r"united\s+states(?:\s+of\s+america)?|canada|australia|new\s+zealand|germany|deutschland|france|netherlands|"
+    r"belgium|sweden|norway|denmark|finland|spain|italy|switzerland|austria|japan|india|israel)|"
+    r"co\.?\s+[A-Z][a-z]+|county\s+[A-Z][a-z]+|"
+    r"[A-Z][\w .'-]*,\s*[A-Z]{2}\s+\d{5}(?:-\d{4})?(?:\s+\w+)*|"
+    r"[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})\s*[.,]?\s*$",
     re.I,
 )
 # a name may carry post-nominal letters after a comma ("John E. Doe, Ph.D.", "Ann Lee, MBA, CPA"):
@@ -374,6 +453,18 @@ def is_name_phone_line(line: str) -> bool:
     return bool(_PHONE.search(m.group("phone")))
 
 
+_FIELD_SPLIT = re.compile(r"\s*(?:\||\t|\s{2,}|\s[-–—]\s)\s*")
+
+
+def is_name_then_contact(line: str) -> bool:
+    """A one-line contact card: a name, then fields with an address, URL or phone
+    ('Jo Bloggs | Acme | www.acme.ie | Tel : 086-…', 'James H. McCullars     I Phone: (256) 824-2610')."""
+    parts = [x for x in _FIELD_SPLIT.split(line.strip()) if x]
+    if len(parts) < 2 or not is_name_line(parts[0]) or _URL.search(parts[0]) or is_prose_like(line):
+        return False
+    return any(_EMAILISH.search(x) or _URL.search(x) or _PHONE.search(x) for x in parts[1:])
+
+
 def contact_score(line: str) -> int:
     """How strongly a line looks like part of a contact block (0 = not at all)."""
     s = line.strip()
@@ -392,6 +483,8 @@ def contact_score(line: str) -> int:
         score += 1
     if SEPARATOR.match(s):
         score += 1
+    if not score and _ADDRESS_LINE.match(s):
+        score = 1
     return score
 
 
@@ -405,12 +498,21 @@ def is_sig_like(line: str) -> bool:
     if len(s) > 70:
         return False
     words = s.split()
-    if len(words) > (9 if contact_score(s) else 7):
+    limit = 9 if contact_score(s) else 7
+    if len(words) > limit and not (len(words) <= 10 and _is_title_case(words)):
         return False
     # a final '.' after an abbreviation ("Ph.D.", "Jr.", "Inc.") does not end a sentence
     if _SENTENCE_END.search(s) and not _ABBREV_END.search(s) and len(words) > 3 and not _CONTACT_WORD.search(s):
         return False
     return True
+
+
+def _is_title_case(words: list[str]) -> bool:
+    """An organisation / address line: every word capitalised, bracketed or a linking word
+    ('Ernest O. Lawrence Berkeley National Laboratory (Berkeley Lab)'), no sentence end."""
+    if _SENTENCE_END.search(words[-1]):
+        return False
+    return all(w[:1].isupper() or w[:1] in "(&-" or w[:1].isdigit() or w.strip(",.()") in _LINKERS for w in words)
 
 
 _LOWER_WORD = re.compile(r"^[a-zà-öø-ÿ][a-zà-öø-ÿ'’]*[,.;!?]?$")
@@ -479,6 +581,12 @@ def is_disclaimer_start(line: str, context: str = "") -> bool:
     if _DISCLAIMER_STRONG.match(line):
         return True
     return bool(_DISCLAIMER_WEAK.match(line) and _DISCLAIMER_KEYWORDS.search(line + " " + context[:300]))
+
+
+def looks_like_disclaimer(text: str) -> bool:
+    """Two different legal keywords in a few lines ('Privileged/Confidential Information may be
+    contained in this message. If you are not the addressee …'): the body of a disclaimer."""
+    return len({m.group(0).lower()[:8] for m in _DISCLAIMER_KEYWORDS.finditer(text)}) >= 2
 
 
 def is_list_footer(line: str) -> bool:
