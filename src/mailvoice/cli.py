@@ -126,30 +126,33 @@ def prepare(
 def clean(
     file: Annotated[Path, typer.Argument(help="One .eml file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print {text, removed, …} as JSON.")] = False,
+    user_id: Annotated[Optional[str], typer.Option("--user-id", help="Also apply what prepare learned for this user (signatures, own names).")] = None,
+    workspace: Workspace = None,
 ):
-    """Show exactly what would be trained on from one email, and what was removed and why."""
-    from .clean import extract_author_text
-    from .sources import parse_message
+    """Show exactly what would be trained on from one email (PII as placeholders), and what was removed and why."""
+    from .dataset.clean_profile import PROFILE_FILE, preview_eml, read_profile
 
     if not file.is_file():
         raise MailvoiceError(f"file not found: {file}")
-    rec = parse_message(file.read_bytes(), source=f"eml:{file.name}")
-    ex = extract_author_text(rec.text, rec.html)
+    profile = read_profile(_space(user_id, workspace).data / PROFILE_FILE) if user_id is not None else None
+    view = preview_eml(file.read_bytes(), source=f"eml:{file.name}", profile=profile)
+    ex = view.extraction
     if as_json:
         typer.echo(
             json.dumps(
                 {
-                    "text": ex.text,
+                    "text": view.text,
                     "removed": [{"kind": z.kind, "reason": z.reason, "text": z.text} for z in ex.removed],
-                    "quoted": ex.quoted,
+                    "quoted": view.quoted,
                     "is_forward": ex.is_forward,
+                    "pii": dict(view.pii),
                 },
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return
-    typer.echo(ex.text)
+    typer.echo(view.text)
     for z in ex.removed:
         typer.echo(f"\n--- removed {z.kind}: {z.reason} ---\n{z.text}", err=True)
 

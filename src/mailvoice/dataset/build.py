@@ -10,6 +10,8 @@ Output folder (``--output``), every file written atomically:
   ``task_line`` in both; raw answers cached in ``instructions-cache.jsonl``.
 - with ``--emailai-format``: ``train_emailai.jsonl`` / ``val_emailai.jsonl``, replies only, shaped
   like EmailAI's drafting prompt (``emailai_format.py``), same split.
+- ``clean-profile.json``: the signatures and protected names cleaning used (``clean_profile.py``), so
+  ``mailvoice clean --user-id`` shows one email as it is trained on.
 - ``dataset_alpaca.json``: ``{records: [...alpaca, split], metadata: {...}}``, the manifest:
   counts at every stage, drops by reason, PII counts by type, length statistics, date range,
   split method, sources, tool version.
@@ -33,7 +35,8 @@ from ..errors import MailvoiceError
 from ..sources.record import MailRecord
 from ..workspace import make_private_dir, write_json, write_jsonl
 from .filters import NearDuplicateIndex, is_one_liner, language_ok, one_liner_cap
-from .pii import protected_names, scrub, scrub_subject
+from .clean_profile import PROFILE_FILE, CleanProfile, clean_record, learn_profile, training_view, write_profile
+from .pii import scrub_subject
 
 FORMATS = ("alpaca", "chat", "both")
 
@@ -113,6 +116,7 @@ class BuildStats:
     dropped: Counter = field(default_factory=Counter)
     pii: Counter = field(default_factory=Counter)
     removed_zones: Counter = field(default_factory=Counter)
+    profile: CleanProfile = field(default_factory=CleanProfile)  # what cleaning learned (clean_profile.py)
 
 
 def _norm_key(text: str) -> str:
@@ -124,21 +128,18 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
     """Clean each record and turn it into an instruction pair. Pure apart from the counters.
 
     ``known_signatures`` are signatures the user stored elsewhere (EmailAI's
-    ``EmailAccount.signature``, HTML or text); they are removed like learned ones."""
-    from ..clean import extract_author_text, html_to_text, learn_signatures
-
+    ``EmailAccount.signature``, HTML or text); they are removed like learned ones. What was learned
+    (signatures, protected names) is left in ``stats.profile`` for ``build_dataset`` to persist."""
     records = list(records)
-    bodies = [r.text or "" for r in records]
-    signatures = learn_signatures(bodies) + [
-        t for t in (html_to_text(sig) if "<" in sig else sig.strip() for sig in known_signatures) if t
-    ]
+    profile = learn_profile(records, known_signatures, keep_urls=opts.keep_urls)
+    stats.profile = profile
     stats.stages["records"] = len(records)
     examples: list[Example] = []
     dedupe = NearDuplicateIndex(opts.near_dup_threshold)
-    protect = protected_names(r.from_name for r in records)
+    protect = profile.protected_names
     one_liners: list[Example] = []
     for rec in records:
-        ex = extract_author_text(rec.text, rec.html, signatures=signatures)
+        ex = clean_record(rec, profile)
         for z in ex.removed:
             stats.removed_zones[z.kind] += 1
         words = len(ex.text.split())
@@ -154,23 +155,20 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
         if not dedupe.add(rec.message_id, ex.text):
             stats.dropped[dedupe.last_reason or "duplicate_text"] += 1  # duplicate_text / near_duplicate
             continue
-        out = scrub(ex.text, keep_urls=opts.keep_urls, protect=protect)
-        ctx = scrub(ex.quoted, keep_urls=opts.keep_urls, protect=protect) if ex.quoted else None
-        stats.pii.update(out.counts)
-        if ctx:
-            stats.pii.update(ctx.counts)
+        view = training_view(rec, profile, ex)  # scrubbed only once the filters have kept it
+        stats.pii.update(view.pii)
         recipient = recipient_name(rec.to[0]) if rec.to else ""
         subj = scrub_subject(rec.subject or "", keep_urls=opts.keep_urls, protect=protect)  # subjects carry PII too
         stats.pii.update(subj.counts)
         subject = subj.text
-        instr = task_line(subject=subject, recipient=recipient, is_reply=bool(ctx))
+        instr = task_line(subject=subject, recipient=recipient, is_reply=bool(view.quoted))
         example = Example(
             id=hashlib.sha256(rec.message_id.encode()).hexdigest()[:16],
             thread_id=rec.thread_id,
             date=rec.date,
             instruction=instr,
-            input=ctx.text if ctx else "",
-            output=out.text,
+            input=view.quoted or "",
+            output=view.text,
             recipient=recipient,
             subject=subject,
         )
@@ -257,6 +255,8 @@ def build_dataset(
         import shutil
 
         shutil.rmtree(out_dir / INDEX_DIR)  # a previous prepare's index does not match these prompts
+    write_profile(out_dir / PROFILE_FILE, stats.profile)  # for `mailvoice clean --user-id` (docs/formats.md)
+    files["clean_profile"] = len(stats.profile.signatures)
     if opts.format in ("alpaca", "both"):
         files["train_alpaca"] = write_jsonl(out_dir / "train_alpaca.jsonl", (e.alpaca() for e in train))
         files["val_alpaca"] = write_jsonl(out_dir / "val_alpaca.jsonl", (e.alpaca() for e in val))
