@@ -8,6 +8,9 @@ W-normalisation, exact match and normalised edit similarity (NES), forge line-le
 Because the suites disagree on whether a sign-off ("Thanks,\\nKim") is author text, each suite is also
 reported on a *sign-off-aware* view where sign-off lines are neutral (see docs/cleaning.md).
 
+Suite ``spamassassin-office`` is not in the kit: it ships with the repo in
+``bench/cleaning/spamassassin-office`` (real office mail, ``#sig#`` / ``#quote#`` lines; its PROVENANCE.md).
+
 Baselines: mail-parser-reply (``EmailReplyParser(languages=…).parse_reply``; given the record's
 language hint where the suite has one, otherwise all its languages) and email-reply-parser
 (``EmailReplyParser.parse_reply``). For HTML inputs the baselines get the HTML converted with

@@ -122,3 +122,19 @@ def test_clean_user_id_errors(prepared, tmp_path):
         assert r.returncode != 0 and "unsupported cleaning profile" in r.stderr and "Traceback" not in r.stderr
     finally:
         bad.write_text(saved)
+
+
+def test_profile_round_trip_and_refusals(tmp_path):
+    from mailvoice.dataset.clean_profile import CleanProfile, read_profile, write_profile
+    from mailvoice.errors import MailvoiceError
+
+    prof = CleanProfile(signatures=(SIG,), protected_names=("Dana Reyes", "Dana"), keep_urls=True, learned=1)
+    path = write_profile(tmp_path / "clean-profile.json", prof)
+    assert read_profile(path) == prof and stat.S_IMODE(path.stat().st_mode) == 0o600
+    for text, needle in (("not json", "unreadable"), ("[1]", "unsupported"), ('{"schema": 2}', "unsupported"),
+                         ('{"schema": 1, "signatures": [1], "protected_names": []}', "malformed")):
+        path.write_text(text)
+        with pytest.raises(MailvoiceError, match=needle):
+            read_profile(path)
+    with pytest.raises(MailvoiceError, match="run mailvoice prepare"):
+        read_profile(tmp_path / "absent.json")

@@ -53,7 +53,9 @@ class TrainingView:
     pii: Counter = field(default_factory=Counter)  # placeholders by type, text and quoted together
 
 
-def learn_profile(records: Sequence[MailRecord], known_signatures: Iterable[str] = (), *, keep_urls: bool = False) -> CleanProfile:
+def learn_profile(
+    records: Sequence[MailRecord], known_signatures: Iterable[str] = (), *, keep_urls: bool = False
+) -> CleanProfile:
     """The profile ``prepare`` cleans with. ``known_signatures``: stored ones (EmailAI, HTML or text)."""
     learned = learn_signatures([r.text or "" for r in records])
     known = [t for t in (html_to_text(sig) if "<" in sig else sig.strip() for sig in known_signatures) if t]
@@ -107,11 +109,12 @@ def read_profile(path: Path) -> CleanProfile:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise MailvoiceError(f"unreadable cleaning profile {path}: {type(e).__name__}") from None
     if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
-        raise MailvoiceError(f"unsupported cleaning profile {path} (schema {obj.get('schema') if isinstance(obj, dict) else '?'}, expected {SCHEMA})")
+        got = obj.get("schema") if isinstance(obj, dict) else "?"
+        raise MailvoiceError(f"unsupported cleaning profile {path} (schema {got}, expected {SCHEMA})")
     sigs, names = obj.get("signatures"), obj.get("protected_names")
     if not (isinstance(sigs, list) and all(isinstance(s, str) for s in sigs)
             and isinstance(names, list) and all(isinstance(n, str) for n in names)):
-        raise MailvoiceError(f"malformed cleaning profile {path}: signatures and protected_names must be lists of strings")
+        raise MailvoiceError(f"malformed cleaning profile {path}: signatures and protected_names must be string lists")
     return CleanProfile(
         signatures=tuple(sigs),
         protected_names=tuple(names),
