@@ -19,6 +19,7 @@ from mailvoice.vault import (  # noqa: E402
     UnencryptedBackupWarning,
     backup,
     cleanup,
+    fingerprint,
     latest_backup,
     list_backups,
     new_identity,
@@ -97,7 +98,10 @@ def test_local_destination_roundtrip_with_two_recipients(tmp_path):
     op, rec = tmp_path / "operator.txt", tmp_path / "recovery.txt"
     pubs = [new_identity(op), new_identity(rec)]
     res = backup("alice", str(store), recipients=pubs, root=root)
-    assert [r["public_key"] for r in res.manifest["recipients"]] == pubs
+    # the manifest names recipients by fingerprint only: the public key would let anyone who can
+    # write to the storage encrypt a forged archive to it
+    assert [r["fingerprint"] for r in res.manifest["recipients"]] == [fingerprint(p) for p in pubs]
+    assert not any(p in (store / "alice" / res.folder / "manifest.json").read_text() for p in pubs)
     folder = store / "alice" / res.folder
     assert sorted(p.name for p in folder.iterdir()) == ["archive.tar.age", "manifest.json"]
     assert folder.stat().st_mode & 0o777 == 0o700
@@ -116,9 +120,13 @@ def test_no_encrypt_local_roundtrip(tmp_path):
     with pytest.warns(UnencryptedBackupWarning, match="NOT encrypted"):
         res = backup("alice", str(store), no_encrypt=True, root=root)
     with tarfile.open(store / "alice" / res.folder / "archive.tar") as tar:
-        assert sorted(tar.getnames()) == sorted(files)
+        names = tar.getnames()
+    assert sorted(names[:-1]) == sorted(files) and names[-1] == ".mailvoice-manifest.json"  # the seal is last
     shutil.rmtree(root / "alice")
-    restore("alice", str(store), root=root)
+    with pytest.raises(MailvoiceError, match="NOT encrypted.*--allow-plaintext"):
+        restore("alice", str(store), root=root)  # a plaintext backup is restored only when asked
+    assert not (root / "alice" / "data").exists()
+    restore("alice", str(store), root=root, allow_plaintext=True)
     for rel, data in files.items():
         assert (root / "alice" / rel).read_bytes() == data
 
