@@ -141,10 +141,10 @@ def parse_manifest(raw: bytes, *, user_id: str, folder: str) -> dict:
     except ValidationError as e:
         errs = e.errors(include_input=False, include_url=False)
         first = errs[0]
-        loc = ".".join(_clean(str(x), 40) for x in first["loc"]) or "manifest"
+        loc = ".".join(_clean(str(x), 40) for x in first["loc"])
         more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        msg = first["msg"].removeprefix("Value error, ")
-        raise MailvoiceError(f"invalid manifest: {loc}: {_clean(msg, 160)}{more}") from None
+        msg = _clean(first["msg"].removeprefix("Value error, "), 160)
+        raise MailvoiceError(f"invalid manifest: {f'{loc}: ' if loc else ''}{msg}{more}") from None
     if model.user_id != user_id or model.folder != folder:
         raise MailvoiceError("invalid manifest: it belongs to another user or folder")
     return data
