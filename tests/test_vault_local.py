@@ -257,3 +257,46 @@ def test_unsafe_tar_is_refused_by_reader_without_writing(tmp_path):
     with pytest.raises(MailvoiceError):
         read_archive(buf, {}, staging)
     assert list(staging.iterdir()) == [] and not (tmp_path / "x").exists()
+
+
+def test_records_stay_out_of_backups_unless_asked(tmp_path):
+    """records.jsonl holds raw mail (cards, SSNs, passwords as received) and imap-state.json only
+    makes sense beside it: neither is backed up unless include_records=True."""
+    root, store = tmp_path / "root", tmp_path / "store"
+    _populate(root, "alice")
+    sp = user_space("alice", root)
+    (sp.data / "records.jsonl").write_text('{"body": "ssn 536-22-8421"}\n')
+    (sp.data / "imap-state.json").write_text("{}")
+    pub = new_identity(tmp_path / "id.txt")
+    res = backup("alice", str(store), parts=["data"], recipients=[pub], root=root, cleanup=True)
+    assert {f["path"] for f in res.manifest["files"]} == {"data/train.jsonl"}
+    # --cleanup deletes only what the backup holds: the records stay (and are not lost)
+    assert (sp.data / "records.jsonl").exists() and not (sp.data / "train.jsonl").exists()
+    res = backup("alice", str(store), parts=["data"], recipients=[pub], root=root, include_records=True)
+    assert {f["path"] for f in res.manifest["files"]} == {"data/records.jsonl", "data/imap-state.json"}
+    paths = lambda **kw: {e.path for e in select_files(sp, ["data"], **kw)}  # noqa: E731
+    assert paths(data_files=["records.jsonl"]) == set()  # asking for it by name is not enough
+    assert paths(data_files=["records.jsonl"], include_records=True) == {"data/records.jsonl"}
+    with pytest.raises(MailvoiceError, match="not found"):
+        paths(data_files=["val_chat.jsonl"])
+    with pytest.raises(MailvoiceError, match="inside this user's data folder"):
+        paths(data_files=["../../bob/data/train.jsonl"])
+
+
+def test_cli_backup_include_records(tmp_path):
+    import subprocess
+    import sys
+
+    root, store = tmp_path / "root", tmp_path / "store"
+    _populate(root, "alice")
+    (root / "alice" / "data" / "records.jsonl").write_text("{}\n")
+    pub = new_identity(tmp_path / "id.txt")
+    env = {**os.environ, "MAILVOICE_HOME": str(root), "MAILVOICE_NO_PROGRESS": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    base = [sys.executable, "-m", "mailvoice", "backup", "--user-id", "alice", "--method", "local",
+            "--bucket", str(store), "--recipient", pub, "--part", "data"]
+    for extra, want in (([], False), (["--include-records"], True)):
+        r = subprocess.run(base + extra, capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        newest = list_backups(str(store), "alice")[-1]
+        assert ("data/records.jsonl" in {f["path"] for f in newest.manifest["files"]}) is want
