@@ -507,4 +507,6 @@ def test_age_cli_decrypts_our_backup(tmp_path, dest, key):
     plain = subprocess.run([age, "-d", "-i", str(ident), str(enc)], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         got = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    seal = json.loads(got.pop(".mailvoice-manifest.json"))  # the sealed manifest, last member
     assert got == files
+    assert seal == {**res.manifest, "archive": {"name": "archive.tar.age"}}

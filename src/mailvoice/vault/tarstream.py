@@ -46,6 +46,9 @@ def check_relpath(name: str) -> str:
     parts = name.rstrip("/").split("/")
     if any(p in ("", ".", "..") for p in parts) or parts[0] not in ALLOWED_TOP:
         raise MailvoiceError("backup holds an unsafe path (outside the user's folders; refused)")
+    size = [len(p.encode("utf-8", "surrogatepass")) for p in parts]
+    if sum(size) + len(size) > 4000 or max(size) > 255:
+        raise MailvoiceError("backup holds a path too long for the filesystem (refused)")
     return name.rstrip("/")
 
 
@@ -152,7 +155,7 @@ def read_archive(
     sealed: bytes | None = None
     try:
         tar = tarfile.open(fileobj=fileobj, mode="r|", errorlevel=2)
-    except (tarfile.TarError, EOFError, OSError):
+    except (tarfile.TarError, EOFError, OSError, UnicodeError, ValueError, OverflowError):
         raise MailvoiceError("backup archive is not a readable tar (corrupted or wrong key)") from None
     with tar:
         try:
@@ -164,10 +167,6 @@ def read_archive(
                     continue
                 _check_member(member, staging)
                 name = check_relpath(member.name)
-                if member.isdir():
-                    if staging is not None:
-                        _mkdirs(staging, name)
-                    continue
                 want = expected.get(name)
                 if want is None:
                     raise MailvoiceError("backup archive holds a file that its manifest does not list (refused)")
@@ -177,7 +176,11 @@ def read_archive(
                     raise MailvoiceError(f"size of {name} does not match the manifest (refused)")
                 names.add(name)
                 src = tar.extractfile(member)
-                seen.append(_copy_member(src, member.size, name, staging, want["sha256"]))
+                try:
+                    seen.append(_copy_member(src, member.size, name, staging, want["sha256"]))
+                except OSError as exc:  # e.g. a file where an earlier member made a folder
+                    raise MailvoiceError(f"backup archive holds a path that cannot be created "
+                                         f"({exc.strerror or type(exc).__name__}; refused)") from None
         except (tarfile.TarError, EOFError, UnicodeError, ValueError, OverflowError):
             # EOFError: a truncated stream; the others: header fields tarfile cannot decode
             raise MailvoiceError("backup archive is truncated or corrupted") from None
@@ -206,7 +209,7 @@ def _check_member(member: tarfile.TarInfo, staging: Path | None) -> None:
         raise MailvoiceError("backup archive holds a link (refused: vault archives never contain links)")
     if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
         raise MailvoiceError("backup archive holds a device or fifo (refused)")
-    if not (member.isreg() or member.isdir()):
+    if not member.isreg():  # folders too: vault archives hold regular files only
         raise MailvoiceError("backup archive holds an unsupported member type (refused)")
     # the stdlib's own tar-slip filter, as a second opinion
     try:
