@@ -505,6 +505,9 @@ def _resolve(store: Store, user_id: str, backup_id: str | None, kind: str | None
         complete = [i for i in complete if i.kind == "incremental"]
     elif kind != "any":
         raise MailvoiceError("kind must be full, incremental or any")
+    newest = complete[-1].folder if complete else ""
+    for skipped in (i for i in every if not i.complete and i.folder > newest and i.reason.startswith("invalid")):
+        log.warning("passing over backup %s: %s", skipped.backup_id, skipped.reason)
     if not complete:
         bad = [i for i in every if i.manifest is None and i.reason.startswith("invalid manifest")]
         why = f" (newest refused: {bad[-1].backup_id}: {bad[-1].reason})" if bad else ""
