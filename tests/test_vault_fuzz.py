@@ -35,8 +35,9 @@ FUZZ = settings(max_examples=120 * SCALE, deadline=None, database=None, derandom
 ESCAPE = "/tmp/mailvoice-vault-fuzz-escape"
 
 json_leaf = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30)
-json_any = st.recursive(json_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=12), c, max_size=4),
-                        max_leaves=20)
+json_any = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=12), c, max_size=4), max_leaves=20
+)
 
 SAFE = ["data/a.jsonl", "data/sub/b.bin", "runs/r/final/x", "models/m.gguf", "eval/e.json"]
 names = st.one_of(
@@ -47,7 +48,8 @@ names = st.one_of(
                      "data/" + "x" * 300, "data/ü-é.txt"]),
     st.text(alphabet="abd./\\-_\x00ü", max_size=40),
 )
-types = st.sampled_from([tarfile.REGTYPE, tarfile.REGTYPE, tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE,
+types = st.sampled_from([tarfile.REGTYPE, tarfile.REGTYPE, tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE,
+                         tarfile.SYMTYPE, tarfile.LNKTYPE,
                          tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, b"Z"])
 
 

@@ -475,7 +475,8 @@ def backup_verify(
     r = verify_backup(dest, user_id, backup_id, identity_file=identity, passphrase_file=passphrase_file,
                       storage_options=_storage(dest))
     ui.out.print(f"[green]ok[/] backup {r.backup_id}: archive {r.archive_size} bytes, sha256 matches"
-                 + (f", {r.files_checked} files decrypted and checked" if r.decrypted else ""))
+                 + (f", {r.files_checked} files decrypted and checked" if r.decrypted else "")
+                 + (", manifest matches its sealed copy" if r.sealed else ""))
 
 
 @backup_app.command("list")

@@ -390,8 +390,10 @@ def backup(
         _verify_object(store, f"{rel}/{archive_name}", size, digest)
 
         manifest["archive"] = {"name": archive_name, "size": size, "sha256": digest}
+        raw = json.dumps(manifest, indent=1).encode()
+        parse_manifest(raw, user_id=user_id, folder=folder)  # never write one that restore would refuse
         # written last: only now does the backup exist
-        store.write_bytes(f"{rel}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+        store.write_bytes(f"{rel}/{MANIFEST}", raw)
     except BaseException:
         if wrote_anything:
             try:

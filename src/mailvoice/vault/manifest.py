@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import MailvoiceError
-from .tarstream import SEAL_MEMBER, check_relpath
+from .tarstream import check_relpath
 
 FORMAT = "mailvoice-vault/2"
 LEGACY_FORMAT = "mailvoice-vault/1"  # before sealed manifests
