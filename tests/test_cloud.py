@@ -103,6 +103,10 @@ def user(workspace, tmp_path, monkeypatch):
                           {"role": "user", "content": f"Write an email to Sam.\nSubject: visit {i}"},
                           {"role": "assistant", "content": "Hi Sam! " * 30 + "Cheers,\nDana"}]} for i in range(40)]
     (space.data / "train_chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # what prepare leaves beside the training files: raw mail, IMAP state, the dataset manifest
+    (space.data / "records.jsonl").write_text(json.dumps({"body": "my ssn: 536-22-8421, card 4111 1111 1111 1111"}) + "\n")
+    (space.data / "imap-state.json").write_text("{}")
+    (space.data / "dataset_alpaca.json").write_text("{}")
     ident = tmp_path / "host.key"
     pub = new_identity(ident)
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "HF_TOKEN",
@@ -247,7 +251,8 @@ def test_launch_queue_status_logs_cancel_with_a_stand_in_sky(user, workspace, fa
     for p in plans:
         (b,) = list_backups(bucket, p.user_id)
         assert b.backup_id == p.data_backup and b.manifest["encrypted"]
-        assert {f["path"] for f in b.manifest["files"]} >= {"data/train_chat.jsonl", f"configs/{p.job}.yaml"}
+        # only the scrubbed training file goes to the rented host: no records.jsonl, nothing else
+        assert {f["path"] for f in b.manifest["files"]} == {"data/train_chat.jsonl", f"configs/{p.job}.yaml"}
 
     rows, err = status(workspace=workspace)
     assert err is None and [r.sky_status for r in rows] == ["SUCCEEDED", "RUNNING"]

@@ -19,6 +19,7 @@ from mailvoice.vault import (  # noqa: E402
     UnencryptedBackupWarning,
     backup,
     cleanup,
+    fingerprint,
     latest_backup,
     list_backups,
     new_identity,
@@ -97,7 +98,10 @@ def test_local_destination_roundtrip_with_two_recipients(tmp_path):
     op, rec = tmp_path / "operator.txt", tmp_path / "recovery.txt"
     pubs = [new_identity(op), new_identity(rec)]
     res = backup("alice", str(store), recipients=pubs, root=root)
-    assert [r["public_key"] for r in res.manifest["recipients"]] == pubs
+    # the manifest names recipients by fingerprint only: the public key would let anyone who can
+    # write to the storage encrypt a forged archive to it
+    assert [r["fingerprint"] for r in res.manifest["recipients"]] == [fingerprint(p) for p in pubs]
+    assert not any(p in (store / "alice" / res.folder / "manifest.json").read_text() for p in pubs)
     folder = store / "alice" / res.folder
     assert sorted(p.name for p in folder.iterdir()) == ["archive.tar.age", "manifest.json"]
     assert folder.stat().st_mode & 0o777 == 0o700
@@ -116,9 +120,13 @@ def test_no_encrypt_local_roundtrip(tmp_path):
     with pytest.warns(UnencryptedBackupWarning, match="NOT encrypted"):
         res = backup("alice", str(store), no_encrypt=True, root=root)
     with tarfile.open(store / "alice" / res.folder / "archive.tar") as tar:
-        assert sorted(tar.getnames()) == sorted(files)
+        names = tar.getnames()
+    assert sorted(names[:-1]) == sorted(files) and names[-1] == ".mailvoice-manifest.json"  # the seal is last
     shutil.rmtree(root / "alice")
-    restore("alice", str(store), root=root)
+    with pytest.raises(MailvoiceError, match="NOT encrypted.*--allow-plaintext"):
+        restore("alice", str(store), root=root)  # a plaintext backup is restored only when asked
+    assert not (root / "alice" / "data").exists()
+    restore("alice", str(store), root=root, allow_plaintext=True)
     for rel, data in files.items():
         assert (root / "alice" / rel).read_bytes() == data
 
@@ -249,3 +257,46 @@ def test_unsafe_tar_is_refused_by_reader_without_writing(tmp_path):
     with pytest.raises(MailvoiceError):
         read_archive(buf, {}, staging)
     assert list(staging.iterdir()) == [] and not (tmp_path / "x").exists()
+
+
+def test_records_stay_out_of_backups_unless_asked(tmp_path):
+    """records.jsonl holds raw mail (cards, SSNs, passwords as received) and imap-state.json only
+    makes sense beside it: neither is backed up unless include_records=True."""
+    root, store = tmp_path / "root", tmp_path / "store"
+    _populate(root, "alice")
+    sp = user_space("alice", root)
+    (sp.data / "records.jsonl").write_text('{"body": "ssn 536-22-8421"}\n')
+    (sp.data / "imap-state.json").write_text("{}")
+    pub = new_identity(tmp_path / "id.txt")
+    res = backup("alice", str(store), parts=["data"], recipients=[pub], root=root, cleanup=True)
+    assert {f["path"] for f in res.manifest["files"]} == {"data/train.jsonl"}
+    # --cleanup deletes only what the backup holds: the records stay (and are not lost)
+    assert (sp.data / "records.jsonl").exists() and not (sp.data / "train.jsonl").exists()
+    res = backup("alice", str(store), parts=["data"], recipients=[pub], root=root, include_records=True)
+    assert {f["path"] for f in res.manifest["files"]} == {"data/records.jsonl", "data/imap-state.json"}
+    paths = lambda **kw: {e.path for e in select_files(sp, ["data"], **kw)}  # noqa: E731
+    assert paths(data_files=["records.jsonl"]) == set()  # asking for it by name is not enough
+    assert paths(data_files=["records.jsonl"], include_records=True) == {"data/records.jsonl"}
+    with pytest.raises(MailvoiceError, match="not found"):
+        paths(data_files=["val_chat.jsonl"])
+    with pytest.raises(MailvoiceError, match="inside this user's data folder"):
+        paths(data_files=["../../bob/data/train.jsonl"])
+
+
+def test_cli_backup_include_records(tmp_path):
+    import subprocess
+    import sys
+
+    root, store = tmp_path / "root", tmp_path / "store"
+    _populate(root, "alice")
+    (root / "alice" / "data" / "records.jsonl").write_text("{}\n")
+    pub = new_identity(tmp_path / "id.txt")
+    env = {**os.environ, "MAILVOICE_HOME": str(root), "MAILVOICE_NO_PROGRESS": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    base = [sys.executable, "-m", "mailvoice", "backup", "--user-id", "alice", "--method", "local",
+            "--bucket", str(store), "--recipient", pub, "--part", "data"]
+    for extra, want in (([], False), (["--include-records"], True)):
+        r = subprocess.run(base + extra, capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        newest = list_backups(str(store), "alice")[-1]
+        assert ("data/records.jsonl" in {f["path"] for f in newest.manifest["files"]}) is want

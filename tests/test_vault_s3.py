@@ -29,6 +29,7 @@ from mailvoice.vault import (  # noqa: E402
     UnencryptedBackupWarning,
     backup,
     cleanup,
+    fingerprint,
     latest_backup,
     list_backups,
     make_checkpoint_hook,
@@ -118,7 +119,8 @@ def test_roundtrip_byte_identical(tmp_path, dest, key):
     assert {f["path"] for f in m["files"]} == set(files)
     for f in m["files"]:
         assert f["sha256"] == hashlib.sha256(files[f["path"]]).hexdigest() and f["size"] == len(files[f["path"]])
-    assert m["recipients"][0]["public_key"] == pub and "SECRET" not in json.dumps(m)
+    assert m["recipients"][0]["fingerprint"] == fingerprint(pub) and pub not in json.dumps(m)
+    assert "SECRET" not in json.dumps(m)
 
     shutil.rmtree(root / "alice")
     out = restore("alice", dest, identity_file=ident, root=root)
@@ -161,9 +163,9 @@ def test_no_encrypt_roundtrip_warns(tmp_path, dest, s3):
     bucket, _ = _parts(dest)
     body = client.get_object(Bucket=bucket, Key=_folder_key(dest, "alice", res.folder, "archive.tar"))["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-        assert sorted(tar.getnames()) == sorted(files)
+        assert sorted(tar.getnames()) == sorted([*files, ".mailvoice-manifest.json"])
     shutil.rmtree(root / "alice")
-    restore("alice", dest, root=root)
+    restore("alice", dest, root=root, allow_plaintext=True)
     assert {k: v for k, v in _snapshot(root / "alice").items() if k != "audit.log"} == files
     assert verify_backup(dest, "alice").files_checked == len(files)
 
@@ -276,50 +278,37 @@ def test_wrong_identity_refused(tmp_path, dest, key):
         restore("alice", dest, root=root)  # no key at all
 
 
-def _slip_tar(kind: str, listed_evil: bool) -> tuple[bytes, list[dict]]:
-    buf = io.BytesIO()
+def _slip_members(kind: str) -> tuple[list, list[dict], dict]:
+    from support.vault_forge import file_entry, member
+
     payload = b"pwned"
-    listed = []
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        ok = tarfile.TarInfo("data/ok.txt")
-        ok.size = 2
-        tar.addfile(ok, io.BytesIO(b"ok"))
-        listed.append({"path": "data/ok.txt", "part": "data", "size": 2, "sha256": hashlib.sha256(b"ok").hexdigest()})
-        ti = tarfile.TarInfo({"dotdot": "data/../../../evil.txt", "absolute": "/tmp/vault-evil.txt",
-                              "dotdot-top": "../evil.txt"}.get(kind, "data/evil"))
-        if kind == "symlink":
-            ti.type, ti.linkname = tarfile.SYMTYPE, "/etc/passwd"
-        elif kind == "hardlink":
-            ti.type, ti.linkname = tarfile.LNKTYPE, "../../../../etc/passwd"
-        elif kind == "device":
-            ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
-        if ti.type == tarfile.REGTYPE:
-            ti.size = len(payload)
-            tar.addfile(ti, io.BytesIO(payload))
-        else:
-            tar.addfile(ti)
-        if listed_evil:
-            listed.append({"path": ti.name, "part": "data", "size": len(payload),
-                           "sha256": hashlib.sha256(payload).hexdigest()})
-    return buf.getvalue(), listed
+    ok = member("data/ok.txt", b"ok")
+    name = {"dotdot": "data/../../../evil.txt", "absolute": "/tmp/vault-evil.txt",
+            "dotdot-top": "../evil.txt"}.get(kind, "data/evil")
+    attrs = {"symlink": {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"},
+             "hardlink": {"type": tarfile.LNKTYPE, "linkname": "../../../../etc/passwd"},
+             "device": {"type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}}.get(kind, {})
+    evil = member(name, payload if not attrs else b"", **attrs)
+    return [ok, evil], [file_entry("data/ok.txt", b"ok")], file_entry(name, payload)
 
 
 @pytest.mark.parametrize("listed_evil", [False, True], ids=["tar-only", "in-manifest-too"])
 @pytest.mark.parametrize("kind", ["dotdot", "dotdot-top", "absolute", "symlink", "hardlink", "device"])
 def test_tar_slip_archive_refused(tmp_path, dest, key, s3, kind, listed_evil):
+    """Someone holding the recipient PUBLIC key can forge a whole sealed backup: the tar reader
+    (and, for listed paths, the manifest schema) must still refuse every unsafe member."""
+    from support.vault_forge import forge
+
     _, client = s3
     pub, ident = key
     root = tmp_path / "root"
     _populate(root, "alice")
     backup("alice", dest, recipients=[pub], root=root)
     info, akey, mkey = _latest_keys(dest, "alice")
-    plain, listed = _slip_tar(kind, listed_evil)
-    ct = pyrage.encrypt(plain, [pyrage.x25519.Recipient.from_str(pub)])
+    members, listed, evil = _slip_members(kind)
+    ct, m = forge(info.manifest, listed + ([evil] if listed_evil else []), members, recipient=pub)
     bucket, _ = _parts(dest)
     client.put_object(Bucket=bucket, Key=akey, Body=ct)
-    m = dict(info.manifest)
-    m["archive"] = {**m["archive"], "size": len(ct), "sha256": hashlib.sha256(ct).hexdigest()}
-    m["files"] = listed
     client.put_object(Bucket=bucket, Key=mkey, Body=json.dumps(m).encode())
     shutil.rmtree(root / "alice")
     with pytest.raises(MailvoiceError, match="unsafe|link|device|refused"):
@@ -416,7 +405,7 @@ def test_user_a_backup_holds_nothing_of_user_b(tmp_path, dest, key):
         if len(data) > 1000:
             assert data not in plain
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
-        assert sorted(tar.getnames()) == sorted(a)
+        assert sorted(tar.getnames()) == sorted([*a, ".mailvoice-manifest.json"])
     assert list_backups(dest, "bob") == []
 
 
@@ -518,4 +507,6 @@ def test_age_cli_decrypts_our_backup(tmp_path, dest, key):
     plain = subprocess.run([age, "-d", "-i", str(ident), str(enc)], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         got = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    seal = json.loads(got.pop(".mailvoice-manifest.json"))  # the sealed manifest, last member
     assert got == files
+    assert seal == {**res.manifest, "archive": {"name": "archive.tar.age"}}

@@ -428,7 +428,8 @@ def backup(
     passphrase_file: Passphrase = None,
     part: Annotated[list[str], typer.Option("--part", help="data, checkpoints, model, configs, eval; repeatable (default all).")] = [],
     cleanup: Annotated[bool, typer.Option("--cleanup", help="Delete local sensitive data after a verified backup.")] = False,
-    no_encrypt: Annotated[bool, typer.Option("--no-encrypt", help="Store plaintext (not recommended).")] = False,
+    no_encrypt: Annotated[bool, typer.Option("--no-encrypt", help="Store plaintext (not recommended; restore then needs --allow-plaintext).")] = False,
+    include_records: Annotated[bool, typer.Option("--include-records", help="Also back up data/records.jsonl (raw mail, unscrubbed) and its IMAP state.")] = False,
     sse: Annotated[Optional[str], typer.Option("--sse", help="S3 server-side encryption (AES256 or aws:kms).")] = None,
     storage_class: Annotated[Optional[str], typer.Option("--storage-class")] = None,
     workspace: Workspace = None,
@@ -452,7 +453,8 @@ def backup(
     with ui.step("backing up (tar → age → upload → verify)"):
         res = run_backup(user_id, dest, parts=tuple(part) or PARTS, recipients=recipients or None,
                          passphrase_file=passphrase_file, no_encrypt=no_encrypt, cleanup=cleanup,
-                         root=workspace, storage_options=_storage(dest, sse, storage_class))
+                         root=workspace, storage_options=_storage(dest, sse, storage_class),
+                         include_records=include_records)
     ui.out.print(f"[green]backup {res.backup_id}[/] {res.files} files, {res.bytes} bytes → {res.location} "
                  f"({'encrypted' if res.encrypted else 'NOT encrypted'}, verified)")
     if res.deleted:
@@ -476,7 +478,8 @@ def backup_verify(
     r = verify_backup(dest, user_id, backup_id, identity_file=identity, passphrase_file=passphrase_file,
                       storage_options=_storage(dest))
     ui.out.print(f"[green]ok[/] backup {r.backup_id}: archive {r.archive_size} bytes, sha256 matches"
-                 + (f", {r.files_checked} files decrypted and checked" if r.decrypted else ""))
+                 + (f", {r.files_checked} files decrypted and checked" if r.decrypted else "")
+                 + (", manifest matches its sealed copy" if r.sealed else ""))
 
 
 @backup_app.command("list")
@@ -499,6 +502,7 @@ def restore(
     identity: Identity = None,
     passphrase_file: Passphrase = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite newer local data.")] = False,
+    allow_plaintext: Annotated[bool, typer.Option("--allow-plaintext", help="Accept a backup whose manifest cannot be authenticated (made with --no-encrypt, or before sealed manifests).")] = False,
     workspace: Workspace = None,
 ):
     """Restore a user's latest complete backup (every digest checked before anything moves)."""
@@ -509,7 +513,7 @@ def restore(
     dest = _dest(method, bucket)
     with ui.step("restoring (download → decrypt → check → move into place)"):
         r = run_restore(user_id, dest, backup_id=backup_id, identity_file=identity, passphrase_file=passphrase_file,
-                        force=force, root=workspace, storage_options=_storage(dest))
+                        force=force, root=workspace, storage_options=_storage(dest), allow_plaintext=allow_plaintext)
     ui.out.print(f"[green]restored[/] backup {r.backup_id}: {r.files} files, {r.bytes} bytes ({r.replaced} replaced)")
 
 

@@ -88,6 +88,19 @@ def build_wheel(out_dir: Path) -> Path:
     return wheels[-1]
 
 
+def training_files(cfg, data_dir: Path) -> list[str]:
+    """The files of ``data/`` a GPU host trains from (names relative to it): the config's train
+    and val files and the retrieval index of a ``prepare --rag`` dataset. All scrubbed."""
+    from ..rag.index import INDEX_DIR, find_index
+
+    names = [cfg.train_file]
+    if cfg.val_file and (Path(data_dir) / cfg.val_file).is_file():
+        names.append(cfg.val_file)
+    if find_index(Path(data_dir)) is not None:
+        names.append(INDEX_DIR)
+    return names
+
+
 # ------------------------------------------------------------------------------------------ keys
 
 
@@ -210,8 +223,9 @@ def prepare(
     if dry_run:
         data_backup = "DRY-RUN"
     else:
+        # only what training reads: never records.jsonl (raw mail) nor the rest of data/
         res = backup(user_id, url, parts=("data", "configs"), recipients=keys.recipients or None,
-                     root=workspace, storage_options=so)
+                     root=workspace, storage_options=so, data_files=training_files(cfg, space.data))
         data_backup = res.backup_id
 
     wheel_path = None

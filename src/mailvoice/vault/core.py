@@ -35,18 +35,29 @@ from ..errors import MailvoiceError
 from ..workspace import UserSpace, make_private_dir, sha256_file, user_space, validate_user_id
 from . import keys as _keys
 from .audit import audit
+from .manifest import (
+    ARCHIVE_ENC,
+    ARCHIVE_PLAIN,
+    FORMAT,
+    KEY_OBJECT,
+    MANIFEST,
+    PARTS,
+    check_seal,
+    is_sealed,
+    parse_manifest,
+    sealed_view,
+)
+from .manifest import FOLDER_RE as _FOLDER
 from .store import HashingReader, Store, discard
 from .tarstream import FileEntry, TarStream, check_relpath, is_regular, read_archive
 
 log = logging.getLogger("mailvoice.vault")
 
-FORMAT = "mailvoice-vault/1"
-PARTS = ("data", "checkpoints", "model", "configs", "eval")
-ARCHIVE_ENC = "archive.tar.age"
-ARCHIVE_PLAIN = "archive.tar"
-KEY_OBJECT = "key.age"
-MANIFEST = "manifest.json"
-_FOLDER = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{12})$")
+# Files of data/ that hold raw mail (every card number, SSN and password as received) or only
+# make sense beside it: ``prepare`` writes records.jsonl to merge the next run incrementally
+# and imap-state.json to fetch only new UIDs (without records.jsonl it would skip old mail).
+# Training never reads them, so backups leave both out unless ``include_records=True``.
+RAW_DATA = ("data/records.jsonl", "data/imap-state.json")
 _CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini")
 
 
@@ -93,6 +104,7 @@ class VerifyResult:
     archive_sha256: str
     files_checked: int  # 0 when the archive could only be checked as a whole (no identity)
     decrypted: bool
+    sealed: bool = False  # the manifest matched the copy sealed in the decrypted archive
 
 
 @dataclass
@@ -141,8 +153,19 @@ def checkpoint_dirs(space: UserSpace) -> list[Path]:
     return [c for r in _run_dirs(space) for c in sorted(r.glob("checkpoint-*")) if c.is_dir() and not c.is_symlink()]
 
 
-def select_files(space: UserSpace, parts: Sequence[str], paths: Sequence[os.PathLike] | None = None) -> list[FileEntry]:
-    """The files of the chosen parts, relative to the user space (or only below ``paths``)."""
+def select_files(
+    space: UserSpace,
+    parts: Sequence[str],
+    paths: Sequence[os.PathLike] | None = None,
+    *,
+    include_records: bool = False,
+    data_files: Sequence[str] | None = None,
+) -> list[FileEntry]:
+    """The files of the chosen parts, relative to the user space (or only below ``paths``).
+
+    The ``data`` part leaves out the raw records (``RAW_DATA``) unless ``include_records``;
+    ``data_files`` (names relative to ``data/``, a folder meaning all below it) narrows it to
+    just those, e.g. the training files a rented GPU host needs."""
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
         raise MailvoiceError(f"unknown backup part(s) {unknown}: choose from {', '.join(PARTS)}")
@@ -158,7 +181,7 @@ def select_files(space: UserSpace, parts: Sequence[str], paths: Sequence[os.Path
     else:
         for part in parts:
             if part == "data":
-                entries += _walk_files(space, space.data, "data")
+                entries += _data_files(space, include_records, data_files)
             elif part == "eval":
                 entries += _walk_files(space, space.eval, "eval")
             elif part == "checkpoints":
@@ -183,6 +206,30 @@ def select_files(space: UserSpace, parts: Sequence[str], paths: Sequence[os.Path
             seen.add(e.path)
             unique.append(e)
     return unique
+
+
+def _data_files(space: UserSpace, include_records: bool, only: Sequence[str] | None) -> list[FileEntry]:
+    if only is None:
+        entries = _walk_files(space, space.data, "data")
+    else:
+        entries = []
+        base = os.path.realpath(space.data)
+        for name in only:
+            p = space.data / name
+            real = os.path.realpath(p)
+            if not real.startswith(base + os.sep) or os.path.islink(p):
+                raise MailvoiceError(f"{name!r} is not a file inside this user's data folder")
+            if p.is_dir():
+                entries += _walk_files(space, p, "data")
+            elif is_regular(p):
+                st = p.lstat()
+                rel = p.relative_to(space.path).as_posix()
+                entries.append(FileEntry(check_relpath(rel), p, st.st_size, st.st_mtime, "data"))
+            else:
+                raise MailvoiceError(f"data/{name} not found: run prepare first")
+    if not include_records:
+        entries = [e for e in entries if e.path not in RAW_DATA]
+    return entries
 
 
 # --------------------------------------------------------------------------- backup
@@ -242,14 +289,19 @@ def backup(
     root: str | os.PathLike | None = None,
     storage_options: dict[str, Any] | None = None,
     paths: Sequence[os.PathLike] | None = None,
+    include_records: bool = False,
+    data_files: Sequence[str] | None = None,
 ) -> BackupResult:
     """Stream the chosen parts of one user's space, encrypted, to ``dest_url``; verify; optionally
-    delete the local data and checkpoints that the verified backup holds (``cleanup=True``)."""
+    delete the local data and checkpoints that the verified backup holds (``cleanup=True``).
+
+    ``data/records.jsonl`` (raw mail) and its IMAP state stay out unless ``include_records``;
+    ``data_files`` limits the data part to those names (see ``select_files``)."""
     space = user_space(user_id, root)
     if not space.exists():
         raise MailvoiceError(f"no workspace for user {user_id!r}")
     parts = tuple(dict.fromkeys(parts))
-    entries = select_files(space, parts, paths)
+    entries = select_files(space, parts, paths, include_records=include_records, data_files=data_files)
     if not entries:
         raise MailvoiceError(f"nothing to back up for user {user_id!r} in parts {', '.join(parts)}")
 
@@ -276,19 +328,42 @@ def backup(
     rel = f"{user_id}/{folder}"
     archive_name = ARCHIVE_PLAIN if no_encrypt else ARCHIVE_ENC
     recipient_objs = [r for r, _ in recips]
-    recipient_info = [i.as_dict() for _, i in recips]
+    recipient_info = [_public_info(i) for _, i in recips]
     wrote_anything = False
     try:
         key_object = None
         if passphrase is not None:
             pub, info, wrapped = _keys.wrap_identity(passphrase)
             recipient_objs.append(pub)
-            recipient_info.append(info.as_dict())
+            recipient_info.append(_public_info(info))
             wrote_anything = True
             store.write_bytes(f"{rel}/{KEY_OBJECT}", wrapped)
             key_object = KEY_OBJECT
 
-        stream = _SafeTarStream(entries)
+        manifest = {
+            "format": FORMAT,
+            "user_id": user_id,
+            "backup_id": bid,
+            "folder": folder,
+            "created_at": now.isoformat(),
+            "created_ts": now.timestamp(),
+            "kind": "incremental" if paths is not None else "full",
+            "parts": list(parts),
+            "encrypted": not no_encrypt,
+            "archive": {"name": archive_name},
+            "key_object": key_object,
+            "recipients": recipient_info,
+            "files": [],  # filled once every file is hashed, just before the seal is written
+            "totals": {},
+            "tool": {"name": "mailvoice", "version": __version__, "pyrage": _version("pyrage")},
+        }
+
+        def seal() -> bytes:
+            manifest["files"] = [e.as_dict() for e in entries]
+            manifest["totals"] = {"files": len(entries), "bytes": sum(e.size for e in entries)}
+            return json.dumps(sealed_view(manifest), indent=1).encode()
+
+        stream = _SafeTarStream(entries, seal)
         fh = store.open_write(f"{rel}/{archive_name}")
         wrote_anything = True
         hw = _HashingWriter(fh)
@@ -314,25 +389,11 @@ def backup(
         size, digest = hw.count, hw.sha.hexdigest()
         _verify_object(store, f"{rel}/{archive_name}", size, digest)
 
-        manifest = {
-            "format": FORMAT,
-            "user_id": user_id,
-            "backup_id": bid,
-            "folder": folder,
-            "created_at": now.isoformat(),
-            "created_ts": now.timestamp(),
-            "kind": "incremental" if paths is not None else "full",
-            "parts": list(parts),
-            "encrypted": not no_encrypt,
-            "archive": {"name": archive_name, "size": size, "sha256": digest},
-            "key_object": key_object,
-            "recipients": recipient_info,
-            "files": [e.as_dict() for e in entries],
-            "totals": {"files": len(entries), "bytes": sum(e.size for e in entries)},
-            "tool": {"name": "mailvoice", "version": __version__, "pyrage": _version("pyrage")},
-        }
+        manifest["archive"] = {"name": archive_name, "size": size, "sha256": digest}
+        raw = json.dumps(manifest, indent=1).encode()
+        parse_manifest(raw, user_id=user_id, folder=folder)  # never write one that restore would refuse
         # written last: only now does the backup exist
-        store.write_bytes(f"{rel}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+        store.write_bytes(f"{rel}/{MANIFEST}", raw)
     except BaseException:
         if wrote_anything:
             try:
@@ -351,6 +412,12 @@ def backup(
 
         result.deleted = delete_backed_up(space, manifest)
     return result
+
+
+def _public_info(info: _keys.RecipientInfo) -> dict:
+    """A recipient as the manifest names it: type and fingerprint, never the public key itself.
+    With the key, anyone who can write to the storage could encrypt a forged archive to it."""
+    return {"type": info.type, "fingerprint": _keys.fingerprint(info.public_key)}
 
 
 def _version(dist: str) -> str:
@@ -401,31 +468,35 @@ def _list(store: Store, user_id: str, include_incomplete: bool) -> list[BackupIn
             continue
         info = BackupInfo(folder, m.group(2), m.group(1), False)
         try:
-            manifest = json.loads(store.read_bytes(f"{user_id}/{folder}/{MANIFEST}"))
+            raw = store.read_bytes(_object(user_id, folder, MANIFEST))
         except FileNotFoundError:
             info.reason = "no manifest (interrupted or still uploading)"
-        except (ValueError, UnicodeDecodeError):
-            info.reason = "unreadable manifest"
         else:
-            if (
-                isinstance(manifest, dict)
-                and manifest.get("format") == FORMAT
-                and manifest.get("user_id") == user_id
-                and manifest.get("folder") == folder
-            ):
-                info.complete, info.manifest = True, manifest
-            else:
-                info.reason = "manifest does not belong to this folder"
+            try:
+                info.manifest, info.complete = parse_manifest(raw, user_id=user_id, folder=folder), True
+            except MailvoiceError as exc:
+                info.reason = str(exc)
         if info.complete or include_incomplete:
             out.append(info)
     return out
 
 
+def _object(user_id: str, folder: str, name: str) -> str:
+    """The key of one object of one backup: always inside ``<prefix>/<user_id>/<folder>/``."""
+    validate_user_id(user_id)
+    if not _FOLDER.match(folder) or name not in (ARCHIVE_ENC, ARCHIVE_PLAIN, KEY_OBJECT, MANIFEST):
+        raise MailvoiceError("refusing a backup object outside this user's backup folder")
+    return f"{user_id}/{folder}/{name}"
+
+
 def _resolve(store: Store, user_id: str, backup_id: str | None, kind: str | None) -> BackupInfo:
-    complete = _list(store, user_id, False)
+    every = _list(store, user_id, True)
+    complete = [i for i in every if i.complete]
     if backup_id:
-        for info in complete:
+        for info in every:
             if backup_id in (info.backup_id, info.folder):
+                if not info.complete:
+                    raise MailvoiceError(f"backup {info.backup_id}: {info.reason}")
                 return info
         raise MailvoiceError(f"no complete backup {backup_id!r} for user {user_id!r}")
     if kind in (None, "full"):
@@ -436,8 +507,13 @@ def _resolve(store: Store, user_id: str, backup_id: str | None, kind: str | None
         complete = [i for i in complete if i.kind == "incremental"]
     elif kind != "any":
         raise MailvoiceError("kind must be full, incremental or any")
+    newest = complete[-1].folder if complete else ""
+    for skipped in (i for i in every if not i.complete and i.folder > newest and i.reason.startswith("invalid")):
+        log.warning("passing over backup %s: %s", skipped.backup_id, skipped.reason)
     if not complete:
-        raise MailvoiceError(f"no complete backup for user {user_id!r} at {_redact(store.url)}")
+        bad = [i for i in every if i.manifest is None and i.reason.startswith("invalid manifest")]
+        why = f" (newest refused: {bad[-1].backup_id}: {bad[-1].reason})" if bad else ""
+        raise MailvoiceError(f"no complete backup for user {user_id!r} at {_redact(store.url)}{why}")
     return complete[-1]
 
 
@@ -459,14 +535,14 @@ def latest_backup(
 class _Plaintext:
     """The tar stream of a backup: straight from storage, or out of pyrage in a thread."""
 
-    def __init__(self, store: Store, rel: str, manifest: dict, identities: list):
-        self.manifest = manifest
-        self.raw = store.open_read(f"{rel}/{manifest['archive']['name']}")
+    def __init__(self, store: Store, info: BackupInfo, user_id: str, identities: list):
+        manifest = self.manifest = info.manifest
+        self.raw = store.open_read(_object(user_id, info.folder, manifest["archive"]["name"]))
         self.src = HashingReader(self.raw, limit=int(manifest["archive"]["size"]))
         self.thread = None
         self.error: BaseException | None = None
         self.aborted = False
-        if not manifest.get("encrypted", True):
+        if not manifest["encrypted"]:
             self.stream = self.src
             return
         rfd, wfd = os.pipe()
@@ -536,28 +612,48 @@ class _Plaintext:
         raise MailvoiceError(f"decryption failed ({type(exc).__name__})") from None
 
 
-def _identities_for(store: Store, rel: str, manifest: dict, identity_file, passphrase_file) -> list:
+def _identities_for(store: Store, info: BackupInfo, user_id: str, identity_file, passphrase_file) -> list:
     ids = list(_keys.load_identities(identity_file))
-    if manifest.get("key_object"):
+    if info.manifest["key_object"]:
         passphrase = _keys.load_passphrase(passphrase_file)
         if passphrase is not None:
-            wrapped = store.read_bytes(f"{rel}/{manifest['key_object']}")
+            try:
+                wrapped = store.read_bytes(_object(user_id, info.folder, KEY_OBJECT))
+            except FileNotFoundError:
+                raise MailvoiceError("backup's key object is missing") from None
             ids += _keys.unwrap_identity(wrapped, passphrase)
     return ids
 
 
 def _expected(manifest: dict) -> dict[str, dict]:
-    files = manifest.get("files")
-    if not isinstance(files, list):
-        raise MailvoiceError("backup manifest is malformed")
-    out = {}
-    for f in files:
-        out[check_relpath(f["path"])] = f
-    return out
+    return {check_relpath(f["path"]): f for f in manifest["files"]}  # the schema has checked each
 
 
-def _check_archive_size(store: Store, rel: str, manifest: dict) -> None:
-    got = store.size(f"{rel}/{manifest['archive']['name']}")
+def _check_trust(info: BackupInfo, allow_plaintext: bool) -> None:
+    """Only a sealed (encrypted, format 2) manifest can be trusted without being told to."""
+    m = info.manifest
+    if allow_plaintext or (m["encrypted"] and is_sealed(m)):
+        return
+    what = "is NOT encrypted" if not m["encrypted"] else "has an unsealed manifest (made before mailvoice-vault/2)"
+    raise MailvoiceError(
+        f"backup {info.backup_id} {what}: anyone with write access to the storage could have forged it; "
+        "restore it only if you made it and trust the storage, with --allow-plaintext"
+    )
+
+
+def _read(pt: _Plaintext, info: BackupInfo, staging: Path | None) -> list:
+    """Members checked (and staged); then the whole stream authenticated; then the seal."""
+    sealed = is_sealed(info.manifest)
+    contents = read_archive(pt.stream, _expected(info.manifest), staging, seal=sealed)
+    pt.finish()
+    if sealed:
+        check_seal(info.manifest, contents.seal)
+    return contents.files
+
+
+def _check_archive_size(store: Store, info: BackupInfo, user_id: str) -> None:
+    manifest = info.manifest
+    got = store.size(_object(user_id, info.folder, manifest["archive"]["name"]))
     if got is None:
         raise MailvoiceError("backup archive object is missing")
     if got != int(manifest["archive"]["size"]):
@@ -580,21 +676,21 @@ def verify_backup(
     validate_user_id(user_id)
     store = Store(dest_url, storage_options)
     info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
-    rel, manifest = f"{user_id}/{info.folder}", info.manifest
-    _check_archive_size(store, rel, manifest)
-    ids = _identities_for(store, rel, manifest, identity_file, passphrase_file) if manifest["encrypted"] else []
+    manifest = info.manifest
+    _check_archive_size(store, info, user_id)
+    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if manifest["encrypted"] else []
     a = manifest["archive"]
     if manifest["encrypted"] and not ids:
-        _verify_object(store, f"{rel}/{a['name']}", int(a["size"]), a["sha256"], after_upload=False)
+        _verify_object(store, _object(user_id, info.folder, a["name"]), int(a["size"]), a["sha256"], after_upload=False)
         return VerifyResult(info.backup_id, info.folder, int(a["size"]), a["sha256"], 0, False)
-    pt = _Plaintext(store, rel, manifest, ids)
+    pt = _Plaintext(store, info, user_id, ids)
     try:
-        seen = read_archive(pt.stream, _expected(manifest), None)
-        pt.finish()
+        seen = _read(pt, info, None)
     except BaseException:
         pt.abort()
         raise
-    return VerifyResult(info.backup_id, info.folder, int(a["size"]), a["sha256"], len(seen), True)
+    return VerifyResult(info.backup_id, info.folder, int(a["size"]), a["sha256"], len(seen), True,
+                        sealed=manifest["encrypted"] and is_sealed(manifest))
 
 
 # --------------------------------------------------------------------------- restore
@@ -610,22 +706,26 @@ def restore(
     force: bool = False,
     root: str | os.PathLike | None = None,
     storage_options: dict[str, Any] | None = None,
+    allow_plaintext: bool = False,
 ) -> RestoreResult:
     """Restore the latest complete backup (or ``backup_id``) into the user's space.
 
     Everything is decrypted and checked into a private staging folder first; on any error
-    (wrong key, tampered or truncated object, unsafe member) nothing is moved into place.
-    Local files newer than the backup and different from it need ``force=True``.
+    (wrong key, tampered or truncated object, unsafe member, a manifest that differs from its
+    sealed copy) nothing is moved into place. Local files newer than the backup and different
+    from it need ``force=True``. A plaintext or unsealed backup needs ``allow_plaintext=True``:
+    its manifest cannot be authenticated.
     """
     space = user_space(user_id, root)
     store = Store(dest_url, storage_options)
     info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
-    rel, manifest = f"{user_id}/{info.folder}", info.manifest
+    manifest = info.manifest
+    _check_trust(info, allow_plaintext)
     expected = _expected(manifest)
-    _check_archive_size(store, rel, manifest)
-    ids = _identities_for(store, rel, manifest, identity_file, passphrase_file) if manifest["encrypted"] else []
+    _check_archive_size(store, info, user_id)
+    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if manifest["encrypted"] else []
     if manifest["encrypted"] and not ids:
-        how = "a passphrase" if manifest.get("key_object") else "an identity file"
+        how = "a passphrase" if manifest["key_object"] else "an identity file"
         raise MailvoiceError(f"backup is encrypted: give {how} (or set ${_keys.ENV_IDENTITY})")
 
     space.ensure()
@@ -639,10 +739,9 @@ def restore(
     staging = Path(tempfile.mkdtemp(prefix=".vault-restore-", dir=space.path))
     os.chmod(staging, 0o700)
     try:
-        pt = _Plaintext(store, rel, manifest, ids)
+        pt = _Plaintext(store, info, user_id, ids)
         try:
-            seen = read_archive(pt.stream, expected, staging)
-            pt.finish()
+            seen = _read(pt, info, staging)
         except BaseException:
             pt.abort()
             raise
