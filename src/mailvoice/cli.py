@@ -81,6 +81,7 @@ def prepare(
     from . import ui
     from .dataset.build import DatasetOptions
     from .dataset.prepare import prepare as run_prepare
+    from .sources import SKIP_REASONS
 
     if instructions not in ("heuristic", "llm"):
         raise MailvoiceError(f"unknown --instructions {instructions!r}: use heuristic or llm")
@@ -114,6 +115,13 @@ def prepare(
     if m["dropped"] or m["source_stats"].get("dropped"):
         drops = {**m["source_stats"].get("dropped", {}), **m["dropped"]}
         ui.out.print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+    skipped = {k: v for k, v in m["source_stats"].get("errors", {}).items() if k in SKIP_REASONS}
+    if skipped:
+        ui.out.print("skipped before parsing: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    if m["source_stats"].get("dropped", {}).get("no_sent_label"):
+        ui.out.print(f"Gmail labels present: only mail labelled Sent counts as yours; "
+                     f"{m['source_stats']['dropped']['no_sent_label']} from your address without it were left out "
+                     "(forged senders, drafts)")
     if m["pii"]:
         ui.out.print("PII replaced: " + ", ".join(f"{k} {v}" for k, v in sorted(m["pii"].items())))
     if m.get("rag"):
@@ -132,6 +140,7 @@ def clean(
 ):
     """Show exactly what would be trained on from one email, and what was removed and why."""
     from .clean import extract_author_text
+    from .controls import escape_controls
     from .sources import parse_message
 
     paths.readable_file(file, "FILE")
@@ -151,9 +160,9 @@ def clean(
             )
         )
         return
-    typer.echo(ex.text)
+    typer.echo(escape_controls(ex.text))  # cleaning strips them; the terminal never obeys mail
     for z in ex.removed:
-        typer.echo(f"\n--- removed {z.kind}: {z.reason} ---\n{z.text}", err=True)
+        typer.echo(f"\n--- removed {z.kind}: {z.reason} ---\n{escape_controls(z.text)}", err=True)
 
 
 # --------------------------------------------------------------------------------------------- review
@@ -658,6 +667,7 @@ def write(
     workspace: Workspace = None,
 ):
     """Draft an email in your voice from the terminal."""
+    from .controls import escape_controls
     from .gateway.compose import write_draft
 
     if reply_to:
@@ -670,7 +680,7 @@ def write(
         typer.echo(json.dumps({"text": d.text, "user_id": d.user_id, "model": d.model, "candidates": d.candidates,
                                "scores": d.scores, "timings": d.timings}, ensure_ascii=False, indent=2))
     else:
-        typer.echo(d.text)
+        typer.echo(escape_controls(d.text))
 
 
 @app.command()
