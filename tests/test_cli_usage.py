@@ -78,7 +78,7 @@ def _paths(d):
         (["clean", str(d)], "is a folder"),
         (["clean", str(d / "none.eml")], "no such file"),
         (["review", str(d / "dataset"), "--output", str(f / "r.html")], "--output"),
-        (["review", str(d / "none")], "no such folder"),
+        (["review", str(d / "none")], "no dataset_alpaca.json"),
         (["train", "--config", str(d / "latin1.yaml")], "not UTF-8"),
         (["train", "--config", str(d / "none.yaml")], "no such file"),
         (["train", "--config", "configs/lora-config-cpu.yaml", "--accelerate-config", str(f / "a.yaml")], "--accelerate-config"),

@@ -180,7 +180,6 @@ def review(
     from .dataset.review import build_review
     from .workspace import write_text
 
-    paths.readable_dir(dataset, "DATASET")
     paths.writable_file(output or dataset / "review.html", "--output")
     page = build_review(dataset, sample=sample)  # MailvoiceError when there is no dataset_alpaca.json
     path = write_text(output or dataset / "review.html", page.html)
