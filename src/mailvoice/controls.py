@@ -24,13 +24,14 @@ _SEQUENCES = re.compile(
 # C0 except TAB and LF, DEL, and C1. (CR is turned into LF first.)
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CR = re.compile(r"\r\n?")
+_ANY = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\r]")  # one scan decides: most text has none
 # Everything a terminal might act on, for escaping on output (TAB and LF print as they are).
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def strip_controls(text: str) -> str:
     """Text without escape sequences or control characters; CR/CRLF become LF, TAB and LF stay."""
-    if not text:
+    if not text or not _ANY.search(text):
         return text
     if "\r" in text:
         text = _CR.sub("\n", text)

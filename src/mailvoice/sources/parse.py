@@ -52,6 +52,8 @@ def header_problem(raw: bytes) -> str | None:
     if m is None and len(raw) > MAX_HEADER_BYTES:
         return "header_too_large"
     block = raw[: m.start() + 1] if m else raw
+    if len(block) <= MAX_FIELD_BYTES and block.count(b"\n") <= MAX_HEADER_FIELDS:
+        return None  # the common case: no field can be longer than the block
     starts = [f.start() for f in _FIELD_START.finditer(block)]
     if len(starts) > MAX_HEADER_FIELDS:
         return "too_many_headers"
