@@ -135,3 +135,18 @@ def test_strip_controls_is_total_and_idempotent(s):
     once = strip_controls(s)
     assert not has_controls(once) and "\r" not in once
     assert strip_controls(once) == once
+
+
+@BOUNDED
+@given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=4, max_size=30),
+       st.sampled_from(["postgresql", "postgres", "imaps", "https"]))
+def test_redact_url_never_shows_a_password(pw, scheme):
+    from hypothesis import assume
+
+    from mailvoice.redact import redact_url
+
+    host = "db.example.com:5432/mail"
+    assume(pw.strip() and pw not in f"{scheme}://***@{host}")
+    for url in (f"{scheme}://dana:{pw}@{host}", f"{scheme}://{host}?sslmode=require&password={pw}",
+                f"{scheme}://dana:{pw}@{host}?application_name=x#frag"):
+        assert pw not in redact_url(url), url

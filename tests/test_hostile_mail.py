@@ -159,9 +159,15 @@ def test_maildir_skips_fifo_and_links_out(tmp_path):
     os.mkfifo(md / "cur" / "1700000001.2.host:2,S")
     os.symlink("/dev/zero", md / "new" / "1700000002.3.host")
     os.symlink(_eml(tmp_path / "elsewhere.eml", 2), md / "new" / "1700000003.4.host")
+    other = tmp_path / "other-user" / "Maildir"
+    (other / "cur").mkdir(parents=True)
+    _eml(other / "cur" / "1700000005.6.host:2,S", 3)
+    sub = md / ".Sent"
+    (sub / "new").mkdir(parents=True)
+    os.symlink(other / "cur", sub / "cur")  # a Maildir++ folder whose cur/ is another user's
     recs, stats = _errors([str(md)])
     assert [r.subject for r in recs] == ["Plan 1"]
-    assert stats.errors["not_regular_file"] == 1 and stats.errors["symlink_outside_source"] == 2
+    assert stats.errors["not_regular_file"] == 1 and stats.errors["symlink_outside_source"] == 3
 
 
 @pytest.mark.parametrize("kind", ["fifo.eml", "fifo.mbox", "fifo", "zero.mbox"])

@@ -17,8 +17,11 @@ import typer
 from . import __version__, paths
 from .errors import MailvoiceError
 
-# typer 0.29 vendors click; bare `mailvoice` raises this to show the help (a private name, pinned typer)
-from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelp  # noqa: E402
+try:  # typer 0.29 vendors click; bare `mailvoice` raises this to show the help (a private name, pinned typer)
+    from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelp
+except ImportError:  # pragma: no cover - another typer: its usage errors still get one line below
+    class _NoArgsIsHelp(Exception):
+        pass
 
 app = typer.Typer(
     name="mailvoice",

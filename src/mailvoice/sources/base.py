@@ -46,7 +46,8 @@ class SkipFile(MailvoiceError):
         self.reason = reason
 
 
-def _inside(path: str, root: str) -> bool:
+def is_inside(path: str, root: str) -> bool:
+    """``path`` is ``root`` or below it (both already resolved)."""
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
@@ -60,7 +61,7 @@ def open_regular(path: str | os.PathLike, *, root: str | os.PathLike | None = No
     target = os.fspath(path)
     if root is not None and os.path.islink(target):
         target = os.path.realpath(target)
-        if not _inside(target, os.path.realpath(root)):
+        if not is_inside(target, os.path.realpath(root)):
             raise SkipFile(path, "symlink_outside_source")
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     if root is not None:

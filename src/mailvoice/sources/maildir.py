@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source, raw_from_file
+from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source, is_inside, raw_from_file
 
 
 def is_maildir(path: Path) -> bool:
@@ -50,6 +50,9 @@ class MaildirSource(Source):
     def _iter_one(self, md: mailbox.Maildir, path: Path, labels: tuple[str, ...]) -> Iterator[RawMail]:
         entries: list[tuple[str, str]] = []
         for sub in ("new", "cur"):
+            if not is_inside(os.path.realpath(path / sub), os.path.realpath(self.path)):
+                yield RawMail(b"", labels, error="symlink_outside_source")  # cur/ or .Sent linked elsewhere
+                continue
             try:
                 with os.scandir(path / sub) as it:
                     # as mailbox.Maildir does: dot files are not messages; the key is the name up to ':'
