@@ -107,7 +107,7 @@ def test_clean_user_id_errors(prepared, tmp_path):
     for args, needle in (
         (("--user-id", "nobody", "--workspace", str(ws), str(eml)), "no cleaning profile"),
         (("--user-id", "../etc", "--workspace", str(ws), str(eml)), "invalid user id"),
-        (("--user-id", "dana", "--workspace", str(ws), str(tmp_path / "missing.eml")), "file not found"),
+        (("--user-id", "dana", "--workspace", str(ws), str(tmp_path / "missing.eml")), "no such file"),
     ):
         r = run("clean", *args)
         assert r.returncode != 0 and "Traceback" not in r.stderr

@@ -308,16 +308,14 @@ def test_unreadable_file_raises(tmp_path, monkeypatch):
     if os.geteuid() != 0:
         p.chmod(0)
     else:  # root reads anything: make open() fail the way a chmod 000 file would
-        import builtins
-
-        real_open = builtins.open
+        real_open = os.open  # the readers open message files with os.open (non-blocking, see open_regular)
 
         def fake_open(file, *a, **kw):
             if str(file) == str(p):
                 raise PermissionError(13, "Permission denied", str(file))
             return real_open(file, *a, **kw)
 
-        monkeypatch.setattr(builtins, "open", fake_open)
+        monkeypatch.setattr(os, "open", fake_open)
     with pytest.raises(MailvoiceError) as ei:
         list(read_sources([str(p)], user_emails=[ME]))
     assert str(p) in str(ei.value) and "Permission denied" in str(ei.value)

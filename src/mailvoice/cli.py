@@ -14,8 +14,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, paths
 from .errors import MailvoiceError
+
+try:  # typer 0.29 vendors click; bare `mailvoice` raises this to show the help (a private name, pinned typer)
+    from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelp
+except ImportError:  # pragma: no cover - another typer: its usage errors still get one line below
+    class _NoArgsIsHelp(Exception):
+        pass
 
 app = typer.Typer(
     name="mailvoice",
@@ -78,6 +84,7 @@ def prepare(
     from . import ui
     from .dataset.build import DatasetOptions
     from .dataset.prepare import prepare as run_prepare
+    from .sources import SKIP_REASONS
 
     if instructions not in ("heuristic", "llm"):
         raise MailvoiceError(f"unknown --instructions {instructions!r}: use heuristic or llm")
@@ -90,7 +97,7 @@ def prepare(
 
         RagOptions(rag, rag_k, rag_max_chars)  # a bad --rag value fails before any mail is read
     space = _space(user_id, workspace)
-    out = output or space.data
+    out = paths.writable_dir(output, "--output") if output else paths.writable_dir(space.data, "--workspace")
     with ui.step("reading and cleaning mail"):
         res = run_prepare(
             sources=source,
@@ -111,6 +118,13 @@ def prepare(
     if m["dropped"] or m["source_stats"].get("dropped"):
         drops = {**m["source_stats"].get("dropped", {}), **m["dropped"]}
         ui.out.print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+    skipped = {k: v for k, v in m["source_stats"].get("errors", {}).items() if k in SKIP_REASONS}
+    if skipped:
+        ui.out.print("skipped before parsing: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    if m["source_stats"].get("dropped", {}).get("no_sent_label"):
+        ui.out.print(f"Gmail labels present: only mail labelled Sent counts as yours; "
+                     f"{m['source_stats']['dropped']['no_sent_label']} from your address without it were left out "
+                     "(forged senders, drafts)")
     if m["pii"]:
         ui.out.print("PII replaced: " + ", ".join(f"{k} {v}" for k, v in sorted(m["pii"].items())))
     if m.get("rag"):
@@ -130,10 +144,10 @@ def clean(
     workspace: Workspace = None,
 ):
     """Show exactly what would be trained on from one email (PII as placeholders), and what was removed and why."""
+    from .controls import escape_controls
     from .dataset.clean_profile import PROFILE_FILE, preview_eml, read_profile
 
-    if not file.is_file():
-        raise MailvoiceError(f"file not found: {file}")
+    paths.readable_file(file, "FILE")
     profile = read_profile(_space(user_id, workspace).data / PROFILE_FILE) if user_id is not None else None
     view = preview_eml(file.read_bytes(), source=f"eml:{file.name}", profile=profile)
     ex = view.extraction
@@ -152,9 +166,9 @@ def clean(
             )
         )
         return
-    typer.echo(view.text)
+    typer.echo(escape_controls(view.text))  # cleaning strips them; the terminal never obeys mail
     for z in ex.removed:
-        typer.echo(f"\n--- removed {z.kind}: {z.reason} ---\n{z.text}", err=True)
+        typer.echo(f"\n--- removed {z.kind}: {z.reason} ---\n{escape_controls(z.text)}", err=True)
 
 
 # --------------------------------------------------------------------------------------------- review
@@ -172,6 +186,7 @@ def review(
     from .dataset.review import build_review
     from .workspace import write_text
 
+    paths.writable_file(output or dataset / "review.html", "--output")
     page = build_review(dataset, sample=sample)  # MailvoiceError when there is no dataset_alpaca.json
     path = write_text(output or dataset / "review.html", page.html)
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -205,6 +220,11 @@ def train(
     from . import ui
     from .train.config import load_config
 
+    paths.readable_file(config, "--config", text=True)
+    if passphrase_file:
+        paths.readable_file(passphrase_file, "--passphrase-file")
+    if accelerate_config:
+        paths.writable_file(accelerate_config, "--accelerate-config")
     cfg = load_config(config, {"max_steps": max_steps, "base_model": base_model})
     if accelerate_config:
         from .train.accelerate import LAUNCH, write_fsdp_config
@@ -218,6 +238,12 @@ def train(
 
         typer.echo(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
         return
+    if data:
+        paths.readable_dir(data, "--data")
+    if output:
+        paths.writable_dir(output, "--output")
+    if user_id:
+        paths.writable_dir(_space(user_id, workspace).path, "--workspace")
     data_dir, run_dir = _train_paths(cfg, user_id, data, output, workspace)
     hook = None
     if backup_to:
@@ -314,6 +340,14 @@ def evaluate(
             c = m["canaries"]
             ui.out.print(f"canaries: {c['extracted']} of {c['planted']} extracted; mean exposure {c['mean_exposure']['tuned']} (base {c['mean_exposure']['base']})")
 
+    paths.readable_file(test_data, "--test-data", text=True)
+    paths.writable_file(output, "--output")
+    if report:
+        paths.writable_file(report, "--report")
+    if data:
+        paths.readable_dir(data, "--data")
+    if control_data:
+        paths.existing(control_data, "--control-data")
     opts = GenOptions(max_new_tokens=max_new_tokens)
     try:
         with ui.step("generating (tuned, then base) and scoring") as tick:
@@ -353,12 +387,18 @@ def deploy(
 
     if merge and adapter:
         raise MailvoiceError("--merge and --adapter exclude each other")
+    if env_file:
+        paths.writable_file(env_file, "--env-file")
+    if eval_metrics:
+        paths.readable_file(eval_metrics, "--eval-metrics", text=True)
     emails = account_emails(user_email)  # a bad address fails before any work
     if require_eval:
         from .evaluate.run import require_eval as _require_eval
 
         _require_eval(model)
-    space = _space(user_id, workspace).ensure()
+    space = _space(user_id, workspace)
+    paths.writable_dir(space.path, "--workspace")
+    space.ensure()
     if target == "vllm":
         from .deploy.vllm import write_vllm
 
@@ -410,6 +450,13 @@ def _dest(method: str, bucket: str | None) -> str:
     raise MailvoiceError(f"unknown --method {method!r}: use s3, local or url")
 
 
+def _key_files(identity: Path | None, passphrase_file: Path | None) -> None:
+    if identity:
+        paths.readable_file(identity, "--identity")
+    if passphrase_file:
+        paths.readable_file(passphrase_file, "--passphrase-file")
+
+
 def _storage(dest: str, sse: str | None = None, storage_class: str | None = None) -> dict | None:
     if not dest.startswith("s3://"):
         return None
@@ -445,6 +492,10 @@ def backup(
         raise MailvoiceError("--user-id is required")
     _space(user_id, workspace)
     dest = _dest(method, bucket)
+    if method == "local":
+        paths.writable_dir(dest, "--bucket")
+    if passphrase_file:
+        paths.readable_file(passphrase_file, "--passphrase-file")
     recipients = recipient or [r for r in os.environ.get("MAILVOICE_AGE_RECIPIENTS", "").split(",") if r]
     if not (recipients or passphrase_file or no_encrypt or os.environ.get("MAILVOICE_BACKUP_PASSPHRASE")):
         raise MailvoiceError("no recipient: pass --recipient age1… (see `mailvoice keys new`), --passphrase-file, or --no-encrypt")
@@ -475,6 +526,7 @@ def backup_verify(
     from .vault import verify_backup
 
     dest = _dest(method, bucket)
+    _key_files(identity, passphrase_file)
     r = verify_backup(dest, user_id, backup_id, identity_file=identity, passphrase_file=passphrase_file,
                       storage_options=_storage(dest))
     ui.out.print(f"[green]ok[/] backup {r.backup_id}: archive {r.archive_size} bytes, sha256 matches"
@@ -509,8 +561,10 @@ def restore(
     from . import ui
     from .vault import restore as run_restore
 
-    _space(user_id, workspace)
+    space = _space(user_id, workspace)
     dest = _dest(method, bucket)
+    _key_files(identity, passphrase_file)
+    paths.writable_dir(space.root, "--workspace")
     with ui.step("restoring (download → decrypt → check → move into place)"):
         r = run_restore(user_id, dest, backup_id=backup_id, identity_file=identity, passphrase_file=passphrase_file,
                         force=force, root=workspace, storage_options=_storage(dest), allow_plaintext=allow_plaintext)
@@ -550,7 +604,7 @@ def keys_new(
     from . import ui
     from .vault import new_identity
 
-    key_file = Path(identity)
+    key_file = paths.writable_file(identity, "--identity")
     pub = new_identity(key_file, overwrite=overwrite)  # the secret key goes only into that 0600 file
     ui.out.print(f"wrote {key_file} (keep it offline and private)\nrecipient: {pub}")
 
@@ -583,6 +637,8 @@ def gateway(
             raise MailvoiceError(f"environment variable {name} is empty or unset")
         return v
 
+    if users_map:
+        paths.readable_file(users_map, "--users-map", text=True)
     directory = UserDirectory(workspace, users_map=load_users_map(users_map), require_eval=require_eval)
     scorer = None
     if candidates > 1:
@@ -620,15 +676,20 @@ def write(
     workspace: Workspace = None,
 ):
     """Draft an email in your voice from the terminal."""
+    from .controls import escape_controls
     from .gateway.compose import write_draft
 
+    if reply_to:
+        paths.readable_file(reply_to, "--reply-to")
+    if model:
+        paths.readable_dir(model, "--model")
     d = write_draft(notes, user_id, root=workspace, reply_to=reply_to, candidates=candidates, upstream=upstream,
                     api=upstream_api, model_dir=model, subject=subject, recipient=recipient, max_tokens=max_tokens)
     if as_json:
         typer.echo(json.dumps({"text": d.text, "user_id": d.user_id, "model": d.model, "candidates": d.candidates,
                                "scores": d.scores, "timings": d.timings}, ensure_ascii=False, indent=2))
     else:
-        typer.echo(d.text)
+        typer.echo(escape_controls(d.text))
 
 
 @app.command()
@@ -683,6 +744,11 @@ def cloud_launch(
         raise MailvoiceError("give exactly one of --user-id or --users-file")
     if not bucket:
         raise MailvoiceError("--bucket is required (s3://bucket[/prefix])")
+    paths.readable_file(config, "--config", text=True)
+    if users_file:
+        paths.readable_file(users_file, "--users-file", text=True)
+    if identity:
+        paths.readable_file(identity, "--identity")
     users = [user_id] if user_id else read_users_file(users_file)
     plans = launch_many(
         users, config, bucket, max_concurrent=max_concurrent, poll_s=poll_seconds,
@@ -757,6 +823,7 @@ def cloud_fetch(
     from . import ui
     from .cloud import fetch as cloud_fetch_of
 
+    _key_files(identity, passphrase_file)
     with ui.step("fetching (download → decrypt → check → move into place)"):
         r = cloud_fetch_of(user_id, job, identity_file=identity, passphrase_file=passphrase_file, keep_remote=keep_remote,
                            delete_remote_model=delete_remote_model, bucket=bucket, workspace=workspace)
@@ -842,6 +909,8 @@ def tools_install(
     from . import ui
     from .tools import install
 
+    if sdist:
+        paths.readable_file(sdist, "--sdist")
     tc = install(jobs=jobs, native=native, sdist=sdist, force=force, log=ui.notice)
     for name, p in tc.binaries.items():
         ui.out.print(f"{name}\t{p}")
@@ -891,14 +960,19 @@ def demo(
         from .rag import RagOptions
 
         RagOptions(rag)
+    paths.writable_dir(workspace, "--workspace")
+    if mailbox:
+        paths.existing(mailbox, "--mailbox")
     run_demo(workspace=workspace, mailbox=mailbox, steps=steps, base_model=base_model, rag=rag)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .controls import escape_controls
+
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="mailvoice", standalone_mode=False)
     except MailvoiceError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {escape_controls(str(e))}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -907,14 +981,25 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except typer.Abort:
         return 1
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except _NoArgsIsHelp as e:  # `mailvoice`, `mailvoice models`: the help, as click shows it
+        e.show()
+        return e.exit_code
+    except typer.TyperException as e:  # the pinned typer's vendored click usage errors (exit 2)
+        typer.echo(f"error: {escape_controls(_usage_line(e))}", err=True)
+        return e.exit_code
+    except OSError as e:  # a path that went away or turned read-only after the checks
+        if e.filename is None:
+            raise
+        typer.echo(f"error: cannot access {escape_controls(str(e.filename))}: {e.strerror or type(e).__name__}", err=True)
+        return 1
     return 0
+
+
+def _usage_line(e: typer.TyperException) -> str:
+    """click's message on one line, with where to look for help (click prints usage on 3 lines)."""
+    msg = " ".join(e.format_message().split())
+    ctx = getattr(e, "ctx", None)
+    return f"{msg} (see: {ctx.command_path} --help)" if ctx is not None else msg
 
 
 if __name__ == "__main__":  # pragma: no cover

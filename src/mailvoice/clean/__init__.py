@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from mailvoice.clean import _rules as R
+from mailvoice.controls import strip_controls
 from mailvoice.clean._html import has_quote_container, html_to_text as _html_to_text
 
 __all__ = ["Zone", "Extraction", "extract_author_text", "html_to_text", "learn_signatures"]
@@ -35,7 +36,7 @@ class Extraction:
 
 def html_to_text(html: str) -> str:
     """HTML mail body -> plain text (paragraph breaks kept; style/script dropped; br/p/div/lists)."""
-    return _html_to_text(html or "")
+    return strip_controls(_html_to_text(html or ""))
 
 
 # ---------------------------------------------------------------- quote / forward scan
@@ -427,6 +428,7 @@ def _label_scissors(lines: list[str], label: dict[int, tuple[str, str]]) -> None
 
 
 def _extract_plain(text: str, signatures: Sequence[str], depth: int = 0) -> Extraction:
+    text = strip_controls(text)  # escapes and control characters (also from HTML entities) are never voice
     lines = R.normalise(text).split("\n")
     armour = R.pgp_armour(lines)
     if armour and any(R.is_pgp_signed_start(x) for x in lines):

@@ -216,8 +216,10 @@ def build_dataset(
     stats = BuildStats()
     examples = make_examples(records, opts, stats, known_signatures)
     if len(examples) < opts.min_emails:
+        drops = (source_stats or {}).get("dropped") or {}
+        why = "; mail left out: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])) if drops else ""
         raise MailvoiceError(
-            f"found {len(examples)} usable emails, need at least {opts.min_emails} (--min-emails)"
+            f"found {len(examples)} usable emails, need at least {opts.min_emails} (--min-emails){why}"
         )
     instr_meta = None
     if opts.instructions == "llm":

@@ -153,7 +153,9 @@ class Backend:
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"//[^/@\s]+@", "//***@", url)
+    from ..redact import redact_url  # one home for URL redaction (a raw '@', '/' or ?password= in a URL)
+
+    return redact_url(url)
 
 
 class _HTTPBackend(Backend):

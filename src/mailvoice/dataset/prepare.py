@@ -147,14 +147,16 @@ def _from_of(raw) -> str:
     from email.parser import BytesHeaderParser
     from email.utils import parseaddr
 
-    if raw.error or not raw.data:
+    from ..sources.parse import header_problem
+
+    if raw.error or not raw.data or header_problem(raw.data):  # the caps hold here too
         return ""
     head = BytesHeaderParser().parsebytes(raw.data)
     return parseaddr(str(head.get("From", "")))[1].lower()
 
 
 def _redact(spec: str) -> str:
-    """Drop credentials from URLs before they reach a manifest."""
-    import re
+    """Drop credentials, query and fragment from URLs before they reach a manifest."""
+    from ..redact import redact_url
 
-    return re.sub(r"//[^/@\s]+@", "//***@", spec)
+    return redact_url(spec)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from mailvoice.errors import MailvoiceError, NotAvailableYet
-from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source, SourceStats
+from mailvoice.sources.base import MAX_MESSAGE_BYTES, SKIP_REASONS, RawMail, Source, SourceStats, open_regular
 from mailvoice.sources.filters import DROP_REASONS, normalise_emails
 from mailvoice.sources.jsonl import read_records, write_records
 from mailvoice.sources.parse import BadMessage, parse_message
@@ -31,6 +31,7 @@ __all__ = [
     "BadMessage",
     "MailRecord",
     "RawMail",
+    "SKIP_REASONS",
     "Source",
     "SourceStats",
     "open_source",
@@ -41,11 +42,18 @@ __all__ = [
 ]
 
 
+def _check_local(p: Path) -> None:
+    """A local source must be a regular file or a folder: a FIFO would block, a device never end."""
+    if not p.exists():
+        raise MailvoiceError(f"no such file or folder: {p}")
+    if not (p.is_file() or p.is_dir()):
+        raise MailvoiceError(f"not a regular file or folder: {p}")
+
+
 def _local(kind: str) -> Callable[[str], Source]:
     def factory(path: str) -> Source:
         p = Path(os.path.expanduser(path))
-        if not p.exists():
-            raise MailvoiceError(f"no such file or folder: {p}")
+        _check_local(p)
         if kind == "mbox":
             from mailvoice.sources.mbox import MboxSource
 
@@ -105,7 +113,7 @@ def _sniff(p: Path) -> str:
     if suffix == ".eml":
         return "eml"
     try:
-        with open(p, "rb") as f:
+        with open_regular(p) as f:
             head = f.read(4096)
     except OSError as e:
         raise MailvoiceError(f"cannot read {p}: {e.strerror or type(e).__name__}") from None
@@ -135,8 +143,7 @@ def open_source(spec: str) -> Source:
     if sep and rest.startswith("//"):
         raise MailvoiceError(f"unknown source kind {scheme}://")
     p = Path(os.path.expanduser(spec))
-    if not p.exists():
-        raise MailvoiceError(f"no such file or folder: {p}")
+    _check_local(p)
     return _LOCAL[_sniff(p)](str(p))
 
 

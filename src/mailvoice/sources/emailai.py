@@ -33,6 +33,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from mailvoice.errors import MailvoiceError
+from mailvoice.redact import libpq_params
+from mailvoice.redact import redact_url as _redact_any
 from mailvoice.sources.base import RawMail, Source, SourceStats
 from mailvoice.sources.gmail import GMAIL_API_BASE, GOOGLE_TOKEN_URL, GmailClient, MessageRef
 from mailvoice.sources.record import MailRecord
@@ -83,8 +85,18 @@ class EmailAIStats:
     token_refreshes: int = 0
 
 
+def _userinfo(url: str) -> str:
+    """Everything between ``://`` and the last ``@`` (where any parser's password lies)."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    return rest.rsplit("@", 1)[0] if "@" in rest else ""
+
+
 def redact_url(url: str) -> str:
-    """``scheme://user:***@host:port/db`` — no password, no query string."""
+    """``scheme://user:***@host:port/db`` — no password, no query string. A URL whose userinfo
+    holds a raw ``@ / ? #`` or space has no agreed reading: then ``scheme://***@host/db``."""
+    info = _userinfo(url)
+    if re.search(r"[@/?#\s]", info):
+        return _redact_any(url)
     try:
         p = urlsplit(url)
         host = p.hostname or ""
@@ -112,6 +124,29 @@ def prepare_db_url(url: str) -> tuple[str, str | None]:
             kept.append((k, v))
     scheme = "postgresql" if p.scheme in ("postgres", "postgresql") else p.scheme
     return urlunsplit((scheme, p.netloc, p.path, urlencode(kept), "")), schema
+
+
+def _url_secrets(url: str) -> list[str]:
+    """Every string that may be (part of) the password, however a parser read the URL: scrubbed
+    from every error message, longest first."""
+    info = _userinfo(url)
+    found = {_url_password(url), libpq_params(url).get("password", ""), info.partition(":")[2], info}
+    found.update(re.split(r"[:@/?#\s]", info.partition(":")[2]))
+    return sorted((f for f in found if f), key=len, reverse=True)
+
+
+def _check_unambiguous(url: str) -> None:
+    """Refuse a URL that libpq would read differently from what its writer meant: with an
+    unencoded ``@`` in the password, libpq takes the password's tail as the host, resolves it in
+    DNS and prints it in its error (``host 'Secret99@127.0.0.1'``)."""
+    p = libpq_params(url)
+    odd_host = any("@" in p.get(k, "") for k in ("host", "hostaddr", "port", "dbname", "user"))
+    odd_port = any(not part.isdigit() for part in p.get("port", "").split(",") if part)
+    if odd_host or odd_port or re.search(r"[@/?#\s]", _userinfo(url)):
+        raise MailvoiceError(
+            "the database URL cannot be read unambiguously: percent-encode '@', '/', '?', '#' and spaces in the "
+            "user name and password (@ is %40, / is %2F)"
+        )
 
 
 def _url_password(url: str) -> str:
@@ -197,8 +232,10 @@ class EmailAISource(Source):
             raise MailvoiceError("which EmailAI user? give their User.id or e-mail address")
         self._env = os.environ if env is None else env
         self._db_url, self._schema = prepare_db_url(db_url)
-        self._password = _url_password(db_url)
+        self._secrets = _url_secrets(db_url)
         self.db_display = redact_url(db_url)
+        if "://" in db_url:
+            _check_unambiguous(self._db_url)
         self.name = f"emailai:{self.db_display}"
         self.user_id = str(user_id).strip()
         self._secret = encrypt_secret
@@ -296,7 +333,7 @@ class EmailAISource(Source):
             conn = psycopg.connect(self._db_url, autocommit=True,
                                    connect_timeout=self._connect_timeout)
         except psycopg.Error as e:
-            detail = _one_line(str(e), [self._password])
+            detail = _one_line(str(e), self._secrets)
             raise MailvoiceError(
                 f"cannot connect to the EmailAI database at {self.db_display}: {detail}"
             ) from None
@@ -310,7 +347,7 @@ class EmailAISource(Source):
                 conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
         except psycopg.Error as e:
             conn.close()
-            raise MailvoiceError(f"EmailAI database setup failed: {_one_line(str(e), [self._password])}") from None
+            raise MailvoiceError(f"EmailAI database setup failed: {_one_line(str(e), self._secrets)}") from None
         self._conn = conn
         return conn
 
@@ -320,7 +357,7 @@ class EmailAISource(Source):
             return self._connect().execute(query, params).fetchall()
         except psycopg.Error as e:
             first = (str(e).splitlines() or [""])[0]
-            detail = _one_line(f"{type(e).__name__}: {first}", [self._password])
+            detail = _one_line(f"{type(e).__name__}: {first}", self._secrets)
             raise MailvoiceError(f"EmailAI database query failed: {detail}") from None
 
     def _schema_columns(self) -> dict[str, dict[str, str]]:

@@ -7,20 +7,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source
+from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, SkipFile, Source, raw_from_file, read_regular
 from mailvoice.sources.mbox import iter_mbox
 
 
 def read_limited(path: Path, max_bytes: int) -> bytes | None:
-    """The file's bytes, or None if it is larger than ``max_bytes`` (never read past that)."""
-    with open(path, "rb") as f:
-        data = f.read(max_bytes + 1)
-    return None if len(data) > max_bytes else data
+    """The file's bytes, or None if it is larger than ``max_bytes`` (never read past that).
+    Raises ``SkipFile`` for anything but a regular file."""
+    return read_regular(path, max_bytes)
 
 
 def iter_eml_tree(root: Path, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Iterator[RawMail]:
     """Every ``*.eml`` (and ``*.mbox``) under ``root`` in sorted order, labelled with its
-    folder relative to ``root``. A file that cannot be read is a ``RawMail`` with ``error``."""
+    folder relative to ``root``. A file that cannot be read, is not a regular file (a FIFO, a
+    device) or is a symlink out of ``root`` is a ``RawMail`` with ``error`` (never opened
+    blocking, never followed out); linked folders are not descended (``os.walk``'s default)."""
     errors: list[OSError] = []
     if not os.access(root, os.R_OK | os.X_OK):
         raise MailvoiceError(f"cannot read folder {root}")
@@ -35,22 +36,16 @@ def iter_eml_tree(root: Path, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Iterator
             low = fn.lower()
             p = Path(dirpath, fn)
             if low.endswith(".eml"):
+                yield raw_from_file(p, max_bytes, labels, root=root)
+            elif low.endswith(".mbox") and not p.is_dir():
                 try:
-                    data = read_limited(p, max_bytes)
-                except OSError:
-                    yield RawMail(b"", labels, error="unreadable")
-                    continue
-                if data is None:
-                    yield RawMail(b"", labels, error="too_large")
-                else:
-                    yield RawMail(data, labels)
-            elif low.endswith(".mbox") and p.is_file():
-                try:
-                    for data in iter_mbox(p, max_bytes=max_bytes):
+                    for data in iter_mbox(p, max_bytes=max_bytes, root=root):
                         if data is None:
                             yield RawMail(b"", labels, error="too_large")
                         else:
                             yield RawMail(data, labels)
+                except SkipFile as e:
+                    yield RawMail(b"", labels, error=e.reason)
                 except MailvoiceError:
                     yield RawMail(b"", labels, error="unreadable")
     for _ in errors:
@@ -71,8 +66,8 @@ class EmlSource(Source):
             return
         try:
             data = read_limited(self.path, self.max_bytes)
-        except OSError as e:
-            raise MailvoiceError(f"cannot read {self.path}: {e.strerror or type(e).__name__}") from None
+        except SkipFile as e:
+            raise MailvoiceError(f"cannot read {e}") from None
         if data is None:
             yield RawMail(b"", (), error="too_large")
         else:

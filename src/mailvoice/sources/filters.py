@@ -6,6 +6,10 @@ record does not carry. The first failing check names the drop reason, in this or
 
 ``chat``            a Takeout label ``Chat`` (Hangouts/Chat transcripts)
 ``not_from_user``   From is none of the user's addresses and there is no ``Sent`` label
+``no_sent_label``   Gmail labels (``X-Gmail-Labels``, Takeout) are present but ``Sent`` is not
+                    among them: in an "All mail" export the user's own mail is what Gmail
+                    labelled Sent, and a From with the user's address on an ``Inbox`` message is
+                    forged (spoofed spam) or a draft, never something the user sent
 ``delivery_report`` multipart/report, a message/delivery-status part, From MAILER-DAEMON/postmaster
 ``auto_submitted``  ``Auto-Submitted`` present with a value other than ``no`` (RFC 3834)
 ``calendar``        an invitation: a text/calendar part with a ``method`` (REQUEST, REPLY, …)
@@ -33,6 +37,7 @@ from mailvoice.sources.record import MailRecord
 
 DROP_REASONS = (
     "not_from_user",
+    "no_sent_label",
     "auto_submitted",
     "bulk",
     "calendar",
@@ -91,12 +96,17 @@ def drop_reason(
     from_addr: str,
     labels: Sequence[str],
     user_emails: frozenset[str],
+    gmail: Sequence[str] = (),
 ) -> str | None:
-    """Why this message is not the user's own authored mail, or None to keep it."""
+    """Why this message is not the user's own authored mail, or None to keep it. ``gmail`` are
+    the message's own ``X-Gmail-Labels`` (``labels`` holds them merged with the source's)."""
     if _has_label(labels, "chat"):
         return "chat"
-    if from_addr not in user_emails and not _has_label(labels, "sent"):
+    sent = _has_label(labels, "sent")
+    if from_addr not in user_emails and not sent:
         return "not_from_user"
+    if gmail and not sent:
+        return "no_sent_label"
     parts = _part_types(msg)
     if _is_delivery_report(parts, from_addr):
         return "delivery_report"
@@ -124,10 +134,11 @@ def process_raw(
     try:
         msg = parse_bytes(raw)
         h = RawHeaders(msg)
-        all_labels = merge_labels(labels, gmail_labels(h))
+        gmail = gmail_labels(h)
+        all_labels = merge_labels(labels, gmail)
         sender = from_address(h)
         from_addr = sender[0]
-        reason = drop_reason(msg, h, from_addr=from_addr, labels=all_labels, user_emails=user_emails)
+        reason = drop_reason(msg, h, from_addr=from_addr, labels=all_labels, user_emails=user_emails, gmail=gmail)
         if reason is not None:
             stats.drop(reason)
             return None

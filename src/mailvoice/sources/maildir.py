@@ -1,7 +1,9 @@
 """Maildir folders (``cur/`` and ``new/``), plus Maildir++ subfolders (``.Sent`` …) labelled by name.
 
-``mailbox.Maildir`` streams well enough: its index is only the file names of ``cur/`` and
-``new/`` (a few MB for 100k messages), and each message is read only when asked for.
+``mailbox.Maildir`` finds the Maildir++ subfolders; the messages of ``cur/`` and ``new/`` are
+listed here (names only, a few MB for 100k messages) and each is read only when its turn comes,
+through ``open_regular``: ``Maildir.get_file`` would block on a FIFO and follow a symlink to
+``/dev/zero`` or out of the Maildir.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source
+from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source, is_inside, raw_from_file
 
 
 def is_maildir(path: Path) -> bool:
@@ -46,28 +48,20 @@ class MaildirSource(Source):
                 yield from self._iter_one(self._open(sub), sub, (name,))
 
     def _iter_one(self, md: mailbox.Maildir, path: Path, labels: tuple[str, ...]) -> Iterator[RawMail]:
-        try:
-            keys = md.keys()  # lists cur/ and new/: names only
-        except OSError as e:
-            raise MailvoiceError(f"cannot read Maildir {path}: {e.strerror or type(e).__name__}") from None
-        keys.sort()  # unique names start with the delivery time: roughly chronological
-        for key in keys:
-            try:
-                f = md.get_file(key)
-            except (KeyError, FileNotFoundError):
-                yield RawMail(b"", labels, error="vanished")  # moved by a running mail client
-                continue
-            except OSError:
-                yield RawMail(b"", labels, error="unreadable")
+        entries: list[tuple[str, str]] = []
+        for sub in ("new", "cur"):
+            if not is_inside(os.path.realpath(path / sub), os.path.realpath(self.path)):
+                yield RawMail(b"", labels, error="symlink_outside_source")  # cur/ or .Sent linked elsewhere
                 continue
             try:
-                data = f.read(self.max_bytes + 1)
-            except OSError:
-                yield RawMail(b"", labels, error="unreadable")
-                continue
-            finally:
-                f.close()
-            if len(data) > self.max_bytes:
-                yield RawMail(b"", labels, error="too_large")
-            else:
-                yield RawMail(data, labels)
+                with os.scandir(path / sub) as it:
+                    # as mailbox.Maildir does: dot files are not messages; the key is the name up to ':'
+                    entries.extend((e.name.split(":", 1)[0], e.path) for e in it if not e.name.startswith("."))
+            except OSError as e:
+                raise MailvoiceError(f"cannot read Maildir {path}: {e.strerror or type(e).__name__}") from None
+        entries.sort()  # unique names start with the delivery time: roughly chronological
+        for _key, file in entries:
+            raw = raw_from_file(Path(file), self.max_bytes, labels, root=self.path)
+            if raw.error == "unreadable" and not os.path.lexists(file):
+                raw = RawMail(b"", labels, error="vanished")  # moved by a running mail client
+            yield raw

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source
+from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, SkipFile, Source, open_regular
 
 # A postmark line "From sender@example.com Thu Aug 22 12:36:23 2002": the blank line before it is
 # the usual separator cue; when a writer left it out, a line that looks like a postmark (a time
@@ -69,19 +69,23 @@ class _Message:
 
 
 def iter_mbox(
-    path: str | os.PathLike, *, max_bytes: int = MAX_MESSAGE_BYTES, chunk_size: int = _CHUNK
+    path: str | os.PathLike, *, max_bytes: int = MAX_MESSAGE_BYTES, chunk_size: int = _CHUNK,
+    root: str | os.PathLike | None = None,
 ) -> Iterator[bytes | None]:
     """Yield each message's bytes (postmark line removed, ``>From `` unescaped, the blank
     separator line dropped), or None for a message larger than ``max_bytes`` (not buffered).
     Text before the first postmark, if any, is taken as a message. Raises ``MailvoiceError``
-    naming the path if the file cannot be read.
+    naming the path if the file cannot be read, ``SkipFile`` if it is not a regular file (a FIFO
+    would block for ever, ``/dev/zero`` never ends) or, with ``root``, a symlink out of ``root``.
 
     Reads ``chunk_size`` blocks and finds "From " line starts with a regex over whole blocks of
     complete lines (the rest of a block waits for the next one), so the per-byte work is C."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed in finally, the generator may be abandoned
-    except OSError as e:
-        raise MailvoiceError(f"cannot read mbox {path}: {e.strerror or type(e).__name__}") from None
+        f = open_regular(path, root=root)  # closed in finally, the generator may be abandoned
+    except SkipFile as e:
+        if e.reason == "unreadable":
+            raise MailvoiceError(f"cannot read mbox {e}") from None
+        raise
     try:
         msg = _Message(max_bytes, started=False)
         carry = b""

@@ -19,6 +19,7 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 
+from mailvoice.controls import strip_controls
 from mailvoice.errors import MailvoiceError
 from mailvoice.sources.base import SourceStats
 from mailvoice.sources.record import MailRecord
@@ -30,6 +31,40 @@ class BadMessage(MailvoiceError):
     def __init__(self, reason: str):
         super().__init__(f"unparsable message ({reason})")
         self.reason = reason
+
+
+#: Header caps, checked before parsing: the stdlib header parser is superlinear in a field's
+#: length (a 370 KB Subject of encoded words took 14 s, a 618 KB Content-Type with many
+#: parameters 31 s), and that was paid even for mail dropped later. Real headers are far below:
+#: a long Received chain is ~20 KB, a Content-Type a few hundred bytes.
+MAX_HEADER_BYTES = 256 * 1024  # the top-level header block
+MAX_HEADER_FIELDS = 1000  # fields in it
+MAX_FIELD_BYTES = 32 * 1024  # one field (folded lines together), in any MIME part
+
+_FIELD_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def header_problem(raw: bytes) -> str | None:
+    """Why the top-level header block must not be parsed (a ``SKIP_REASONS`` code), or None.
+    Bytes only, linear: the block ends at the first blank line."""
+    m = _BLANK_LINE.search(raw, 0, MAX_HEADER_BYTES + 3)
+    if m is None and len(raw) > MAX_HEADER_BYTES:
+        return "header_too_large"
+    block = raw[: m.start() + 1] if m else raw
+    if len(block) <= MAX_FIELD_BYTES and block.count(b"\n") <= MAX_HEADER_FIELDS:
+        return None  # the common case: no field can be longer than the block
+    starts = [f.start() for f in _FIELD_START.finditer(block)]
+    if len(starts) > MAX_HEADER_FIELDS:
+        return "too_many_headers"
+    starts.append(len(block))
+    if any(b - a > MAX_FIELD_BYTES for a, b in zip(starts, starts[1:], strict=False)):
+        return "header_field_too_large"
+    return None
+
+
+class _FieldTooLarge(Exception):
+    """Raised from inside the feedparser (any MIME part) for a field over ``MAX_FIELD_BYTES``."""
 
 
 # Only MIME headers recur; memoising Subject & co. would just hold parse trees for nothing.
@@ -49,6 +84,11 @@ class _MemoPolicy(EmailPolicy):
     parsed header objects are read-only and depend only on (name, value), and the same
     Content-Type values recur across a mailbox, so a small bounded LRU (a few MB at most)
     makes it cheap. Behaviour is otherwise exactly ``policy.default``'s."""
+
+    def header_source_parse(self, sourcelines):
+        if sum(map(len, sourcelines)) > MAX_FIELD_BYTES:  # nested parts' headers too
+            raise _FieldTooLarge
+        return super().header_source_parse(sourcelines)
 
     def header_fetch_parse(self, name, value):
         if hasattr(value, "name"):
@@ -79,6 +119,9 @@ def parse_bytes(raw: bytes) -> EmailMessage:
     attachment tripled peak memory."""
     if not raw or not raw.strip():
         raise BadMessage("empty")
+    problem = header_problem(raw)
+    if problem:
+        raise BadMessage(problem)
     try:
         parser = BytesFeedParser(policy=POLICY)
         if len(raw) <= _FEED_CHUNK:
@@ -88,6 +131,8 @@ def parse_bytes(raw: bytes) -> EmailMessage:
             for i in range(0, len(raw), _FEED_CHUNK):
                 parser.feed(bytes(view[i : i + _FEED_CHUNK]))
         msg = parser.close()
+    except _FieldTooLarge:
+        raise BadMessage("header_field_too_large") from None
     except Exception:  # noqa: BLE001 - the feedparser is tolerant; anything escaping it is hopeless input
         raise BadMessage("parser_error") from None
     names = {k.lower() for k in msg}  # header names
@@ -133,7 +178,7 @@ def _fix_surrogates(s: str) -> str:
 
 def clean_header(value: str) -> str:
     """Unfold a raw header value and repair raw 8-bit bytes in it (RFC 2047 words are kept)."""
-    return _fix_surrogates(_FOLD.sub("", value)).strip()
+    return strip_controls(_fix_surrogates(_FOLD.sub("", value))).strip()
 
 
 def decode_words(s: str) -> str:
@@ -141,7 +186,7 @@ def decode_words(s: str) -> str:
     if "=?" not in s:
         return s
     try:
-        return _fix_surrogates(str(make_header(decode_header(s))))
+        return strip_controls(_fix_surrogates(str(make_header(decode_header(s)))))
     except Exception:  # noqa: BLE001
         return s
 
@@ -306,10 +351,8 @@ def _part_text(part, stats: SourceStats | None) -> str | None:
         charset = part.get_content_charset()
     except Exception:  # noqa: BLE001
         charset = None
-    text = decode_text(payload, charset, stats)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    return text
+    # control characters and terminal escapes are never text: gone before anything stores it
+    return strip_controls(decode_text(payload, charset, stats))
 
 
 def bodies(msg: EmailMessage, stats: SourceStats | None = None) -> tuple[str | None, str | None]:
@@ -368,7 +411,7 @@ def build_record(
     from_addr, from_name = sender if sender is not None else from_address(h)
     try:
         subj = msg["subject"]
-        subject = _fix_surrogates(str(subj)) if subj is not None else ""
+        subject = strip_controls(_fix_surrogates(str(subj))) if subj is not None else ""
     except Exception:  # noqa: BLE001 - policy.default's header parser gave up: decode the raw value ourselves
         subject = decode_words(h.get("subject") or "")
     text, html = bodies(msg, stats)
