@@ -48,6 +48,7 @@ from .manifest import (
     sealed_view,
 )
 from .manifest import FOLDER_RE as _FOLDER
+from .retention import delete_backed_up
 from .store import HashingReader, Store, discard
 from .tarstream import FileEntry, TarStream, check_relpath, is_regular, read_archive
 
@@ -143,16 +144,6 @@ def _walk_files(space: UserSpace, top: Path, part: str) -> list[FileEntry]:
     return out
 
 
-def _run_dirs(space: UserSpace) -> list[Path]:
-    if not space.runs.is_dir() or space.runs.is_symlink():
-        return []
-    return sorted(p for p in space.runs.iterdir() if p.is_dir() and not p.is_symlink())
-
-
-def checkpoint_dirs(space: UserSpace) -> list[Path]:
-    return [c for r in _run_dirs(space) for c in sorted(r.glob("checkpoint-*")) if c.is_dir() and not c.is_symlink()]
-
-
 def select_files(
     space: UserSpace,
     parts: Sequence[str],
@@ -185,15 +176,15 @@ def select_files(
             elif part == "eval":
                 entries += _walk_files(space, space.eval, "eval")
             elif part == "checkpoints":
-                for c in checkpoint_dirs(space):
+                for c in space.checkpoint_dirs():
                     entries += _walk_files(space, c, "checkpoints")
             elif part == "model":
-                for r in _run_dirs(space):
+                for r in space.run_dirs():
                     if (r / "final").is_dir():
                         entries += _walk_files(space, r / "final", "model")
                 entries += _walk_files(space, space.models, "model")
             elif part == "configs":
-                for r in _run_dirs(space):
+                for r in space.run_dirs():
                     for f in sorted(r.iterdir()):
                         if f.suffix.lower() in _CONFIG_SUFFIXES and is_regular(f):
                             st = f.lstat()
@@ -408,8 +399,6 @@ def backup(
     result = BackupResult(bid, folder, _redact(f"{dest_url.rstrip('/')}/{rel}"), not no_encrypt, len(entries), total,
                           size, digest, manifest)
     if cleanup:
-        from .retention import delete_backed_up
-
         result.deleted = delete_backed_up(space, manifest)
     return result
 
