@@ -437,8 +437,8 @@ def _verify_object(store: Store, rel: str, size: int, digest: str, after_upload:
 
 
 def list_backups(
-    dest_url: str,
     user_id: str,
+    dest_url: str,
     *,
     storage_options: dict[str, Any] | None = None,
     include_incomplete: bool = False,
@@ -457,7 +457,7 @@ def _list(store: Store, user_id: str, include_incomplete: bool) -> list[BackupIn
             continue
         info = BackupInfo(folder, m.group(2), m.group(1), False)
         try:
-            raw = store.read_bytes(_object(user_id, folder, MANIFEST))
+            raw = store.read_bytes(backup_object(user_id, folder, MANIFEST))
         except FileNotFoundError:
             info.reason = "no manifest (interrupted or still uploading)"
         else:
@@ -470,7 +470,7 @@ def _list(store: Store, user_id: str, include_incomplete: bool) -> list[BackupIn
     return out
 
 
-def _object(user_id: str, folder: str, name: str) -> str:
+def backup_object(user_id: str, folder: str, name: str) -> str:
     """The key of one object of one backup: always inside ``<prefix>/<user_id>/<folder>/``."""
     validate_user_id(user_id)
     if not _FOLDER.match(folder) or name not in (ARCHIVE_ENC, ARCHIVE_PLAIN, KEY_OBJECT, MANIFEST):
@@ -507,8 +507,8 @@ def _resolve(store: Store, user_id: str, backup_id: str | None, kind: str | None
 
 
 def latest_backup(
-    dest_url: str,
     user_id: str,
+    dest_url: str,
     *,
     kind: str | None = None,
     storage_options: dict[str, Any] | None = None,
@@ -526,7 +526,7 @@ class _Plaintext:
 
     def __init__(self, store: Store, info: BackupInfo, user_id: str, identities: list):
         manifest = self.manifest = info.manifest
-        self.raw = store.open_read(_object(user_id, info.folder, manifest["archive"]["name"]))
+        self.raw = store.open_read(backup_object(user_id, info.folder, manifest["archive"]["name"]))
         self.src = HashingReader(self.raw, limit=int(manifest["archive"]["size"]))
         self.thread = None
         self.error: BaseException | None = None
@@ -607,7 +607,7 @@ def _identities_for(store: Store, info: BackupInfo, user_id: str, identity_file,
         passphrase = _keys.load_passphrase(passphrase_file)
         if passphrase is not None:
             try:
-                wrapped = store.read_bytes(_object(user_id, info.folder, KEY_OBJECT))
+                wrapped = store.read_bytes(backup_object(user_id, info.folder, KEY_OBJECT))
             except FileNotFoundError:
                 raise MailvoiceError("backup's key object is missing") from None
             ids += _keys.unwrap_identity(wrapped, passphrase)
@@ -642,7 +642,7 @@ def _read(pt: _Plaintext, info: BackupInfo, staging: Path | None) -> list:
 
 def _check_archive_size(store: Store, info: BackupInfo, user_id: str) -> None:
     manifest = info.manifest
-    got = store.size(_object(user_id, info.folder, manifest["archive"]["name"]))
+    got = store.size(backup_object(user_id, info.folder, manifest["archive"]["name"]))
     if got is None:
         raise MailvoiceError("backup archive object is missing")
     if got != int(manifest["archive"]["size"]):
@@ -653,8 +653,8 @@ def _check_archive_size(store: Store, info: BackupInfo, user_id: str) -> None:
 
 
 def verify_backup(
-    dest_url: str,
     user_id: str,
+    dest_url: str,
     backup_id: str | None = None,
     *,
     identity_file: str | os.PathLike | None = None,
@@ -670,7 +670,7 @@ def verify_backup(
     ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if manifest["encrypted"] else []
     a = manifest["archive"]
     if manifest["encrypted"] and not ids:
-        _verify_object(store, _object(user_id, info.folder, a["name"]), int(a["size"]), a["sha256"], after_upload=False)
+        _verify_object(store, backup_object(user_id, info.folder, a["name"]), int(a["size"]), a["sha256"], after_upload=False)
         return VerifyResult(info.backup_id, info.folder, int(a["size"]), a["sha256"], 0, False)
     pt = _Plaintext(store, info, user_id, ids)
     try:
