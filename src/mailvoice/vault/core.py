@@ -649,6 +649,20 @@ def _check_archive_size(store: Store, info: BackupInfo, user_id: str) -> None:
         raise MailvoiceError("backup archive is truncated or was replaced (size differs from its manifest)")
 
 
+def _open(
+    store: Store, user_id: str, backup_id: str | None, identity_file, passphrase_file, *,
+    allow_plaintext: bool | None = None,
+) -> tuple[BackupInfo, list]:
+    """The backup to read (the newest full one unless ``backup_id``), trusted if restore asks
+    (``allow_plaintext`` given), its archive size checked, and the identities that open it."""
+    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    if allow_plaintext is not None:
+        _check_trust(info, allow_plaintext)
+    _check_archive_size(store, info, user_id)
+    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if info.manifest["encrypted"] else []
+    return info, ids
+
+
 # --------------------------------------------------------------------------- verify
 
 
@@ -664,10 +678,8 @@ def verify_backup(
     """Re-check a backup's size and sha256; with a key (or unencrypted), every file's digest too."""
     validate_user_id(user_id)
     store = Store(dest_url, storage_options)
-    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    info, ids = _open(store, user_id, backup_id, identity_file, passphrase_file)
     manifest = info.manifest
-    _check_archive_size(store, info, user_id)
-    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if manifest["encrypted"] else []
     a = manifest["archive"]
     if manifest["encrypted"] and not ids:
         _verify_object(store, backup_object(user_id, info.folder, a["name"]), int(a["size"]), a["sha256"], after_upload=False)
@@ -707,12 +719,9 @@ def restore(
     """
     space = user_space(user_id, root)
     store = Store(dest_url, storage_options)
-    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    info, ids = _open(store, user_id, backup_id, identity_file, passphrase_file, allow_plaintext=allow_plaintext)
     manifest = info.manifest
-    _check_trust(info, allow_plaintext)
     expected = _expected(manifest)
-    _check_archive_size(store, info, user_id)
-    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if manifest["encrypted"] else []
     if manifest["encrypted"] and not ids:
         how = "a passphrase" if manifest["key_object"] else "an identity file"
         raise MailvoiceError(f"backup is encrypted: give {how} (or set ${_keys.ENV_IDENTITY})")
