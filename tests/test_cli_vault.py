@@ -76,7 +76,7 @@ def test_train_backup_to_uploads_every_checkpoint_encrypted(tmp_path, tiny_model
                         "--user-id", "dana", "--backup-to", str(store), "--recipient", pub],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    backups = list_backups(str(store), "dana")
+    backups = list_backups("dana", str(store))
     assert len(backups) == 2 and all(b.kind == "incremental" for b in backups)
     names = {f["path"] for b in backups for f in b.manifest["files"]}
     assert any("checkpoint-2" in n for n in names) and any("checkpoint-4" in n for n in names)

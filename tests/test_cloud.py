@@ -249,7 +249,7 @@ def test_launch_queue_status_logs_cancel_with_a_stand_in_sky(user, workspace, fa
     from mailvoice.vault import list_backups
 
     for p in plans:
-        (b,) = list_backups(bucket, p.user_id)
+        (b,) = list_backups(p.user_id, bucket)
         assert b.backup_id == p.data_backup and b.manifest["encrypted"]
         # only the scrubbed training file goes to the rented host: no records.jsonl, nothing else
         assert {f["path"] for f in b.manifest["files"]} == {"data/train_chat.jsonl", f"configs/{p.job}.yaml"}

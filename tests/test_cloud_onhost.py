@@ -118,7 +118,7 @@ def test_preempted_host_resumes_from_the_bucket_and_fetch_cleans_up(s3, tiny_mod
         assert (want[k] - fetched[k]).abs().max() < 1e-5, k
     assert any(x.startswith("dataset backup") for x in r.removed)
     assert any(x.startswith("checkpoint backup") for x in r.removed)
-    left = list_backups(url, "dana_1")
+    left = list_backups("dana_1", url)
     assert plan.data_backup not in {b.backup_id for b in left}
     assert done["final_backup"] in {b.backup_id for b in left}
     assert remote.job_checkpoints(url, "dana_1", job) == []

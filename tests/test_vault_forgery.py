@@ -50,7 +50,7 @@ def vault(tmp_path):
 
     v = V()
     v.root, v.store, v.ident, v.pub = root, store, ident, pub
-    v.info = latest_backup(str(store), "alice")
+    v.info = latest_backup("alice", str(store))
     v.folder = store / "alice" / v.info.folder
     return v
 
@@ -114,7 +114,7 @@ def test_planted_plaintext_is_refused_without_the_flag(vault, how):
 def test_archive_name_cannot_leave_the_backup_folder(vault, field):
     """``archive.name`` = ``../../bob/<folder>/archive.tar.age`` (before: bob's backup, encrypted
     to the same operator key, was restored into alice's space)."""
-    bob = latest_backup(str(vault.store), "bob")
+    bob = latest_backup("bob", str(vault.store))
     m = json.loads(json.dumps(vault.info.manifest))
     evil = f"../../bob/{bob.folder}/archive.tar.age"
     if field == "archive":
@@ -132,7 +132,7 @@ def test_archive_name_cannot_leave_the_backup_folder(vault, field):
 def test_another_users_backup_copied_into_this_prefix_is_refused(vault):
     """bob's whole backup folder copied under alice, its manifest in clear rewritten to say alice:
     the copy sealed inside bob's archive still says bob."""
-    bob = latest_backup(str(vault.store), "bob")
+    bob = latest_backup("bob", str(vault.store))
     name = "29991231T000000.000000Z-0123456789ab"
     dst = vault.store / "alice" / name
     shutil.copytree(vault.store / "bob" / bob.folder, dst)
@@ -230,7 +230,7 @@ def test_missing_or_mistyped_field_is_one_line(vault, edit, where):
     with pytest.raises(MailvoiceError) as exc:  # "latest" says why the newest one was passed over
         restore("alice", str(vault.store), identity_file=vault.ident, root=vault.root)
     assert "invalid manifest" in _one_line(exc)
-    (info,) = list_backups(str(vault.store), "alice", include_incomplete=True)
+    (info,) = list_backups("alice", str(vault.store), include_incomplete=True)
     assert not info.complete and info.reason.startswith("invalid manifest")
     _nothing_restored(vault)
 
@@ -260,13 +260,13 @@ def test_modified_manifest_is_refused(vault, edit):
     assert any(w in _one_line(exc) for w in ("does not match", "sealed"))
     _nothing_restored(vault)
     with pytest.raises(MailvoiceError):
-        verify_backup(str(vault.store), "alice", vault.info.backup_id, identity_file=vault.ident)
+        verify_backup("alice", str(vault.store), vault.info.backup_id, identity_file=vault.ident)
 
 
 def test_genuine_backup_verifies_as_sealed(vault):
-    r = verify_backup(str(vault.store), "alice", identity_file=vault.ident)
+    r = verify_backup("alice", str(vault.store), identity_file=vault.ident)
     assert r.decrypted and r.sealed and r.files_checked == 2
-    assert not verify_backup(str(vault.store), "alice").sealed  # without the key: digests only
+    assert not verify_backup("alice", str(vault.store)).sealed  # without the key: digests only
 
 
 def test_members_after_the_seal_are_refused(vault):

@@ -160,7 +160,7 @@ def genuine(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         backup("alice", str(store), no_encrypt=True, root=root)
-    info = latest_backup(str(store), "alice")
+    info = latest_backup("alice", str(store))
     folder = store / "alice" / info.folder
     return folder, info.manifest
 

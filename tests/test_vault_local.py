@@ -111,7 +111,7 @@ def test_local_destination_roundtrip_with_two_recipients(tmp_path):
         restore("alice", str(store), identity_file=ident, root=root)
         for rel, data in files.items():
             assert (root / "alice" / rel).read_bytes() == data
-    assert verify_backup(str(store), "alice", identity_file=rec).files_checked == len(files)
+    assert verify_backup("alice", str(store), identity_file=rec).files_checked == len(files)
 
 
 def test_no_encrypt_local_roundtrip(tmp_path):
@@ -169,7 +169,7 @@ def test_invalid_user_id_refused(tmp_path):
     with pytest.raises(MailvoiceError, match="invalid user id"):
         backup("../bob", str(tmp_path / "s"), no_encrypt=True, root=tmp_path)
     with pytest.raises(MailvoiceError, match="invalid user id"):
-        latest_backup(str(tmp_path / "s"), "a/b")
+        latest_backup("a/b", str(tmp_path / "s"))
 
 
 def test_cleanup_retention_plan_and_execution(tmp_path):
@@ -236,11 +236,11 @@ def test_incomplete_local_backup_is_listed_but_never_latest(tmp_path):
     with pytest.warns(UnencryptedBackupWarning):
         second = backup("alice", str(store), no_encrypt=True, root=root)
     (store / "alice" / second.folder / "manifest.json").unlink()
-    assert latest_backup(str(store), "alice").backup_id == first.backup_id
+    assert latest_backup("alice", str(store)).backup_id == first.backup_id
     (store / "alice" / first.folder / "manifest.json").write_text("{not json")
     with pytest.raises(MailvoiceError, match="no complete backup"):
-        latest_backup(str(store), "alice")
-    assert len(list_backups(str(store), "alice", include_incomplete=True)) == 2
+        latest_backup("alice", str(store))
+    assert len(list_backups("alice", str(store), include_incomplete=True)) == 2
 
 
 def test_unsafe_tar_is_refused_by_reader_without_writing(tmp_path):
@@ -298,5 +298,5 @@ def test_cli_backup_include_records(tmp_path):
     for extra, want in (([], False), (["--include-records"], True)):
         r = subprocess.run(base + extra, capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 0, r.stderr
-        newest = list_backups(str(store), "alice")[-1]
+        newest = list_backups("alice", str(store))[-1]
         assert ("data/records.jsonl" in {f["path"] for f in newest.manifest["files"]}) is want

@@ -167,7 +167,7 @@ def test_no_encrypt_roundtrip_warns(tmp_path, dest, s3):
     shutil.rmtree(root / "alice")
     restore("alice", dest, root=root, allow_plaintext=True)
     assert {k: v for k, v in _snapshot(root / "alice").items() if k != "audit.log"} == files
-    assert verify_backup(dest, "alice").files_checked == len(files)
+    assert verify_backup("alice", dest).files_checked == len(files)
 
 
 def test_passphrase_roundtrip(tmp_path, dest, monkeypatch):
@@ -205,7 +205,7 @@ def test_sse_and_storage_class_are_passed(tmp_path, dest, key, s3):
 
 
 def _latest_keys(dest, user):
-    info = latest_backup(dest, user)
+    info = latest_backup(user, dest)
     return info, _folder_key(dest, user, info.folder, "archive.tar.age"), _folder_key(dest, user, info.folder, "manifest.json")
 
 
@@ -238,7 +238,7 @@ def test_tampered_ciphertext_refused(tmp_path, dest, key, s3, fix_manifest):
         restore("alice", dest, identity_file=ident, root=root)
     _assert_nothing_restored(root, "alice")
     with pytest.raises(MailvoiceError):
-        verify_backup(dest, "alice", identity_file=ident)
+        verify_backup("alice", dest, identity_file=ident)
 
 
 @pytest.mark.parametrize("fix_manifest", [False, True], ids=["manifest-intact", "manifest-forged"])
@@ -323,12 +323,12 @@ def test_missing_manifest_is_no_complete_backup(tmp_path, dest, s3):
     bucket, prefix = _parts(dest)
     client.put_object(Bucket=bucket, Key=f"{prefix}/alice/20260101T000000.000000Z-0123456789ab/archive.tar.age", Body=b"x" * 100)
     with pytest.raises(MailvoiceError, match="no complete backup"):
-        latest_backup(dest, "alice")
+        latest_backup("alice", dest)
     root = tmp_path / "root"
     with pytest.raises(MailvoiceError, match="no complete backup"):
         restore("alice", dest, root=root)
-    assert [i.complete for i in list_backups(dest, "alice", include_incomplete=True)] == [False]
-    assert list_backups(dest, "alice") == []
+    assert [i.complete for i in list_backups("alice", dest, include_incomplete=True)] == [False]
+    assert list_backups("alice", dest) == []
 
 
 _CHILD = textwrap.dedent(
@@ -379,10 +379,10 @@ def test_upload_killed_midstream_is_never_latest(tmp_path, dest, key, s3, where)
         ups = client.list_multipart_uploads(Bucket=bucket, Prefix=f"{prefix}/alice/").get("Uploads", [])
         assert ups, "the killed child should have left an unfinished multipart upload"
     else:
-        everything = list_backups(dest, "alice", include_incomplete=True)
+        everything = list_backups("alice", dest, include_incomplete=True)
         assert len(everything) == 2 and [i.complete for i in everything].count(False) == 1
-    assert latest_backup(dest, "alice").backup_id == first.backup_id
-    assert [i.backup_id for i in list_backups(dest, "alice")] == [first.backup_id]
+    assert latest_backup("alice", dest).backup_id == first.backup_id
+    assert [i.backup_id for i in list_backups("alice", dest)] == [first.backup_id]
 
 
 # --------------------------------------------------------------------------- isolation, verify, cleanup
@@ -395,7 +395,7 @@ def test_user_a_backup_holds_nothing_of_user_b(tmp_path, dest, key):
     b = _populate(root, "bob", marker="BOB-ONLY-7f3e")
     res = backup("alice", dest, recipients=[pub], root=root)
     assert {f["path"] for f in res.manifest["files"]} == set(a)
-    info = latest_backup(dest, "alice")
+    info = latest_backup("alice", dest)
     import fsspec
 
     with fsspec.open(f"{dest}/alice/{info.folder}/archive.tar.age", "rb") as fh:
@@ -406,7 +406,7 @@ def test_user_a_backup_holds_nothing_of_user_b(tmp_path, dest, key):
             assert data not in plain
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         assert sorted(tar.getnames()) == sorted([*a, ".mailvoice-manifest.json"])
-    assert list_backups(dest, "bob") == []
+    assert list_backups("bob", dest) == []
 
 
 def test_backup_cleanup_flag_deletes_only_this_users_backed_up_data(tmp_path, dest, key):
@@ -443,9 +443,9 @@ def test_verify_backup(tmp_path, dest, key, s3):
     root = tmp_path / "root"
     files = _populate(root, "alice")
     res = backup("alice", dest, recipients=[pub], root=root)
-    v = verify_backup(dest, "alice", res.backup_id)
+    v = verify_backup("alice", dest, res.backup_id)
     assert v.decrypted is False and v.files_checked == 0 and v.archive_sha256 == res.archive_sha256
-    v = verify_backup(dest, "alice", identity_file=ident)
+    v = verify_backup("alice", dest, identity_file=ident)
     assert v.decrypted and v.files_checked == len(files)
     _, akey, _ = _latest_keys(dest, "alice")
     bucket, _ = _parts(dest)
@@ -453,7 +453,7 @@ def test_verify_backup(tmp_path, dest, key, s3):
     body[-5] ^= 0xFF
     client.put_object(Bucket=bucket, Key=akey, Body=bytes(body))
     with pytest.raises(MailvoiceError, match="differently|tampered|does not match"):
-        verify_backup(dest, "alice")
+        verify_backup("alice", dest)
 
 
 def test_restore_over_newer_local_data_needs_force(tmp_path, dest, key):
@@ -483,8 +483,8 @@ def test_checkpoint_hook_uploads_incremental(tmp_path, dest, key):
     inc = hook.results[-1]
     assert inc.manifest["kind"] == "incremental" and inc.manifest["parts"] == ["checkpoints"]
     assert {f["path"] for f in inc.manifest["files"]} == {k for k in files if k.startswith("runs/r1/checkpoint-10/")}
-    assert latest_backup(dest, "alice").backup_id == full.backup_id  # restore's default stays the full one
-    assert latest_backup(dest, "alice", kind="incremental").backup_id == inc.backup_id
+    assert latest_backup("alice", dest).backup_id == full.backup_id  # restore's default stays the full one
+    assert latest_backup("alice", dest, kind="incremental").backup_id == inc.backup_id
     with pytest.raises(MailvoiceError):
         hook(root / "bob")  # not a checkpoint of this user
     with pytest.raises(MailvoiceError, match="recipient"):

@@ -41,3 +41,18 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 def test_workspace_root_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MAILVOICE_HOME", str(tmp_path / "h"))
     assert user_space("u").path == (tmp_path / "h" / "u").absolute()
+
+
+def test_run_and_checkpoint_listing_skips_links(tmp_path):
+    space = user_space("dana", tmp_path / "root").ensure()
+    assert space.run_dirs() == [] and space.checkpoint_dirs() == []
+    (space.runs / "b" / "checkpoint-20").mkdir(parents=True)
+    (space.runs / "a" / "checkpoint-10").mkdir(parents=True)
+    (space.runs / "a" / "final").mkdir()
+    (space.runs / "a" / "checkpoint-5.txt").write_text("not a folder")
+    outside = tmp_path / "elsewhere"
+    (outside / "checkpoint-1").mkdir(parents=True)
+    (space.runs / "linked-run").symlink_to(outside)
+    (space.runs / "b" / "checkpoint-30").symlink_to(outside / "checkpoint-1")
+    assert [p.name for p in space.run_dirs()] == ["a", "b"]
+    assert [p.relative_to(space.runs).as_posix() for p in space.checkpoint_dirs()] == ["a/checkpoint-10", "b/checkpoint-20"]

@@ -434,20 +434,18 @@ backup_app = typer.Typer(help="Encrypted, verified backups of one user's data.",
 app.add_typer(backup_app, name="backup")
 
 Bucket = Annotated[Optional[str], typer.Option("--bucket", help="S3 bucket (--method s3) or a folder/URL (local, any fsspec URL).")]
+# a str, not vault.Method: importing the vault (pyrage, fsspec, pydantic) would slow every command
 Method = Annotated[str, typer.Option("--method", help="s3, local, or url (any fsspec URL in --bucket).")]
 Identity = Annotated[Optional[Path], typer.Option("--identity", envvar="MAILVOICE_AGE_IDENTITY_FILE", help="age identity file (never pass keys on argv).")]
 Passphrase = Annotated[Optional[Path], typer.Option("--passphrase-file", help="File holding a backup passphrase.")]
+BackupId = Annotated[Optional[str], typer.Option("--backup-id")]
 
 
-def _dest(method: str, bucket: str | None) -> str:
-    if not bucket:
-        raise MailvoiceError("--bucket is required (an S3 bucket name, or a folder for --method local)")
-    if method == "s3":
-        name = bucket.removeprefix("s3://").strip("/")
-        return f"s3://{name}" if "/" in name else f"s3://{name}/mailvoice"
-    if method in ("local", "url"):
-        return bucket
-    raise MailvoiceError(f"unknown --method {method!r}: use s3, local or url")
+def _storage(dest: str) -> dict | None:
+    """fsspec options for train's --backup-to URL."""
+    from .vault import Method, Vault
+
+    return Vault.open(dest, Method.url).storage_options
 
 
 def _key_files(identity: Path | None, passphrase_file: Path | None) -> None:
@@ -455,14 +453,6 @@ def _key_files(identity: Path | None, passphrase_file: Path | None) -> None:
         paths.readable_file(identity, "--identity")
     if passphrase_file:
         paths.readable_file(passphrase_file, "--passphrase-file")
-
-
-def _storage(dest: str, sse: str | None = None, storage_class: str | None = None) -> dict | None:
-    if not dest.startswith("s3://"):
-        return None
-    from .vault import storage_options
-
-    return storage_options(dest, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), sse=sse, storage_class=storage_class)
 
 
 @backup_app.callback()
@@ -485,27 +475,20 @@ def backup(
     if ctx.invoked_subcommand:
         return
     from . import ui
-    from .vault import PARTS
-    from .vault import backup as run_backup
+    from .vault import Vault
 
     if not user_id:
         raise MailvoiceError("--user-id is required")
     _space(user_id, workspace)
-    dest = _dest(method, bucket)
+    vault = Vault.open(bucket, method, sse=sse, storage_class=storage_class)
     if method == "local":
-        paths.writable_dir(dest, "--bucket")
-    if passphrase_file:
-        paths.readable_file(passphrase_file, "--passphrase-file")
-    recipients = recipient or [r for r in os.environ.get("MAILVOICE_AGE_RECIPIENTS", "").split(",") if r]
-    if not (recipients or passphrase_file or no_encrypt or os.environ.get("MAILVOICE_BACKUP_PASSPHRASE")):
-        raise MailvoiceError("no recipient: pass --recipient age1… (see `mailvoice keys new`), --passphrase-file, or --no-encrypt")
+        paths.writable_dir(vault.dest, "--bucket")
+    _key_files(None, passphrase_file)
     if no_encrypt:
         ui.err.print("[bold red]WARNING: --no-encrypt stores your mail and model in plaintext.[/]")
     with ui.step("backing up (tar → age → upload → verify)"):
-        res = run_backup(user_id, dest, parts=tuple(part) or PARTS, recipients=recipients or None,
-                         passphrase_file=passphrase_file, no_encrypt=no_encrypt, cleanup=cleanup,
-                         root=workspace, storage_options=_storage(dest, sse, storage_class),
-                         include_records=include_records)
+        res = vault.backup(user_id, parts=part, recipients=recipient, passphrase_file=passphrase_file,
+                           no_encrypt=no_encrypt, cleanup=cleanup, root=workspace, include_records=include_records)
     ui.out.print(f"[green]backup {res.backup_id}[/] {res.files} files, {res.bytes} bytes → {res.location} "
                  f"({'encrypted' if res.encrypted else 'NOT encrypted'}, verified)")
     if res.deleted:
@@ -517,18 +500,16 @@ def backup_verify(
     user_id: UserId,
     method: Method = "s3",
     bucket: Bucket = None,
-    backup_id: Annotated[Optional[str], typer.Option("--backup-id")] = None,
+    backup_id: BackupId = None,
     identity: Identity = None,
     passphrase_file: Passphrase = None,
 ):
     """Re-check a backup's size and digest (and every file, given the key)."""
     from . import ui
-    from .vault import verify_backup
+    from .vault import Vault
 
-    dest = _dest(method, bucket)
     _key_files(identity, passphrase_file)
-    r = verify_backup(dest, user_id, backup_id, identity_file=identity, passphrase_file=passphrase_file,
-                      storage_options=_storage(dest))
+    r = Vault.open(bucket, method).verify(user_id, backup_id, identity_file=identity, passphrase_file=passphrase_file)
     ui.out.print(f"[green]ok[/] backup {r.backup_id}: archive {r.archive_size} bytes, sha256 matches"
                  + (f", {r.files_checked} files decrypted and checked" if r.decrypted else "")
                  + (", manifest matches its sealed copy" if r.sealed else ""))
@@ -538,10 +519,9 @@ def backup_verify(
 def backup_list(user_id: UserId, method: Method = "s3", bucket: Bucket = None):
     """Backups of a user, newest last; incomplete ones are marked."""
     from . import ui
-    from .vault import list_backups
+    from .vault import Vault
 
-    dest = _dest(method, bucket)
-    for b in list_backups(dest, user_id, storage_options=_storage(dest), include_incomplete=True):
+    for b in Vault.open(bucket, method).list(user_id, include_incomplete=True):
         ui.out.print(f"{b.backup_id}\t{b.created}\t{b.kind}\t{'complete' if b.complete else 'INCOMPLETE: ' + b.reason}")
 
 
@@ -550,7 +530,7 @@ def restore(
     user_id: UserId,
     method: Method = "s3",
     bucket: Bucket = None,
-    backup_id: Annotated[Optional[str], typer.Option("--backup-id")] = None,
+    backup_id: BackupId = None,
     identity: Identity = None,
     passphrase_file: Passphrase = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite newer local data.")] = False,
@@ -559,15 +539,15 @@ def restore(
 ):
     """Restore a user's latest complete backup (every digest checked before anything moves)."""
     from . import ui
-    from .vault import restore as run_restore
+    from .vault import Vault
 
     space = _space(user_id, workspace)
-    dest = _dest(method, bucket)
+    vault = Vault.open(bucket, method)
     _key_files(identity, passphrase_file)
     paths.writable_dir(space.root, "--workspace")
     with ui.step("restoring (download → decrypt → check → move into place)"):
-        r = run_restore(user_id, dest, backup_id=backup_id, identity_file=identity, passphrase_file=passphrase_file,
-                        force=force, root=workspace, storage_options=_storage(dest), allow_plaintext=allow_plaintext)
+        r = vault.restore(user_id, backup_id=backup_id, identity_file=identity, passphrase_file=passphrase_file,
+                          force=force, root=workspace, allow_plaintext=allow_plaintext)
     ui.out.print(f"[green]restored[/] backup {r.backup_id}: {r.files} files, {r.bytes} bytes ({r.replaced} replaced)")
 
 

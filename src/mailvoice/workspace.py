@@ -92,6 +92,16 @@ class UserSpace:
     def exists(self) -> bool:
         return self.path.is_dir()
 
+    def run_dirs(self) -> list[Path]:
+        """Training runs (``runs/*``), oldest name first; links are never followed out of the space."""
+        if not self.runs.is_dir() or self.runs.is_symlink():
+            return []
+        return sorted(p for p in self.runs.iterdir() if p.is_dir() and not p.is_symlink())
+
+    def checkpoint_dirs(self) -> list[Path]:
+        """Every run's ``checkpoint-*`` folders (links skipped), run by run."""
+        return [c for r in self.run_dirs() for c in sorted(r.glob("checkpoint-*")) if c.is_dir() and not c.is_symlink()]
+
 
 def user_space(user_id: str, root: str | os.PathLike | None = None) -> UserSpace:
     return UserSpace(resolve_root(root), validate_user_id(user_id))

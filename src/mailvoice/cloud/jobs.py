@@ -22,12 +22,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import MailvoiceError
+from ..vault.keys import ENV_RECIPIENTS
 from ..workspace import make_private_dir, user_space, validate_user_id, write_json
 from . import remote, sky
 from .estimate import Estimate, check_gpu, estimate_cost, record_throughput
 from .task import TaskSpec, build_task, dump_task
 
-ENV_RECIPIENTS = "MAILVOICE_AGE_RECIPIENTS"
 S3_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 S3_OPTIONAL_SECRETS = ("AWS_SESSION_TOKEN",)
 PUBLIC_ENVS = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION")
@@ -454,7 +454,7 @@ def fetch(
     kept: list[str] = []
     if not keep_remote:
         data_id = st.get("data_backup") or rec.get("data_backup")
-        for b in list_backups(url, user_id, storage_options=so):
+        for b in list_backups(user_id, url, storage_options=so):
             if b.backup_id == data_id:
                 remote.remove_backup(url, user_id, b, so)
                 removed.append(f"dataset backup {b.backup_id}")
@@ -462,7 +462,7 @@ def fetch(
             remote.remove_backup(url, user_id, ck.info, so)
             removed.append(f"checkpoint backup {ck.info.backup_id} (step {ck.step})")
         if delete_remote_model:
-            for b in list_backups(url, user_id, storage_options=so):
+            for b in list_backups(user_id, url, storage_options=so):
                 if b.backup_id == st["final_backup"]:
                     remote.remove_backup(url, user_id, b, so)
                     removed.append(f"final model backup {b.backup_id}")

@@ -33,12 +33,12 @@ import sys
 from pathlib import Path
 
 from ..errors import MailvoiceError
+from ..vault.keys import ENV_RECIPIENTS
 from ..workspace import user_space
 from . import remote
 
 EXIT_RETRY = 75  # EX_TEMPFAIL: stopped cleanly, state uploaded; SkyPilot restarts the job on it
 ENV_TEST_KILL = "MAILVOICE_TEST_KILL_AT_STEP"
-ENV_RECIPIENTS = "MAILVOICE_AGE_RECIPIENTS"
 
 
 def _say(msg: str) -> None:
@@ -79,7 +79,7 @@ def _storage(bucket: str):
 def _pick_data_backup(bucket: str, user_id: str, so, backup_id: str | None) -> str:
     from ..vault import list_backups
 
-    full = [b for b in list_backups(bucket, user_id, storage_options=so)
+    full = [b for b in list_backups(user_id, bucket, storage_options=so)
             if b.kind == "full" and "data" in (b.manifest or {}).get("parts", [])]
     if backup_id:
         for b in full:

@@ -14,8 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from ..vault import list_backups
-from ..vault.core import BackupInfo
+from ..vault import BackupInfo, Vault, list_backups
 from ..vault.store import Store
 
 FORMAT = "mailvoice-cloud/1"
@@ -65,7 +64,7 @@ class JobCheckpoint:
 def job_checkpoints(dest_url: str, user_id: str, job: str, storage_options=None) -> list[JobCheckpoint]:
     """This job's complete checkpoint backups, oldest step first."""
     out = []
-    for b in list_backups(dest_url, user_id, storage_options=storage_options):
+    for b in list_backups(user_id, dest_url, storage_options=storage_options):
         if b.kind != "incremental":
             continue
         steps = set()
@@ -80,13 +79,7 @@ def job_checkpoints(dest_url: str, user_id: str, job: str, storage_options=None)
 
 
 def remove_backup(dest_url: str, user_id: str, info: BackupInfo, storage_options=None) -> None:
-    # manifest first: from that moment the backup is incomplete, never restored, whatever follows
-    store = Store(dest_url, storage_options)
-    try:
-        store.fs.rm(store.path(f"{user_id}/{info.folder}/manifest.json"))
-    except FileNotFoundError:
-        pass
-    store.rm_tree(f"{user_id}/{info.folder}")
+    Vault(dest_url, storage_options).remove(user_id, info)
 
 
 def prune_checkpoints(dest_url: str, user_id: str, job: str, keep: int, storage_options=None) -> int:

@@ -1,6 +1,7 @@
 """The vault: encrypted, verified backups of one user's space, restore, cleanup and retention.
 
 tar (streamed) → age (pyrage) → fsspec storage (s3://, local, …). See docs/vault.md.
+``Vault(dest, storage_options)`` is the way in; every function takes ``user_id`` first.
 """
 
 from .core import (
@@ -17,8 +18,9 @@ from .core import (
     select_files,
     verify_backup,
 )
+from .destination import Method, Vault, destination
 from .hook import make_checkpoint_hook
-from .keys import ENV_IDENTITY, ENV_PASSPHRASE, fingerprint, new_identity, public_key_of
+from .keys import ENV_IDENTITY, ENV_PASSPHRASE, ENV_RECIPIENTS, fingerprint, new_identity, public_key_of
 from .retention import CleanupPlan, PlanItem, cleanup, secure_delete
 from .store import storage_options
 
@@ -26,15 +28,19 @@ __all__ = [
     "PARTS",
     "ENV_IDENTITY",
     "ENV_PASSPHRASE",
+    "ENV_RECIPIENTS",
     "BackupInfo",
     "BackupResult",
     "CleanupPlan",
+    "Method",
     "PlanItem",
     "RestoreResult",
     "UnencryptedBackupWarning",
+    "Vault",
     "VerifyResult",
     "backup",
     "cleanup",
+    "destination",
     "fingerprint",
     "latest_backup",
     "list_backups",

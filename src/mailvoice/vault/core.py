@@ -48,6 +48,7 @@ from .manifest import (
     sealed_view,
 )
 from .manifest import FOLDER_RE as _FOLDER
+from .retention import delete_backed_up
 from .store import HashingReader, Store, discard
 from .tarstream import FileEntry, TarStream, check_relpath, is_regular, read_archive
 
@@ -143,16 +144,6 @@ def _walk_files(space: UserSpace, top: Path, part: str) -> list[FileEntry]:
     return out
 
 
-def _run_dirs(space: UserSpace) -> list[Path]:
-    if not space.runs.is_dir() or space.runs.is_symlink():
-        return []
-    return sorted(p for p in space.runs.iterdir() if p.is_dir() and not p.is_symlink())
-
-
-def checkpoint_dirs(space: UserSpace) -> list[Path]:
-    return [c for r in _run_dirs(space) for c in sorted(r.glob("checkpoint-*")) if c.is_dir() and not c.is_symlink()]
-
-
 def select_files(
     space: UserSpace,
     parts: Sequence[str],
@@ -185,15 +176,15 @@ def select_files(
             elif part == "eval":
                 entries += _walk_files(space, space.eval, "eval")
             elif part == "checkpoints":
-                for c in checkpoint_dirs(space):
+                for c in space.checkpoint_dirs():
                     entries += _walk_files(space, c, "checkpoints")
             elif part == "model":
-                for r in _run_dirs(space):
+                for r in space.run_dirs():
                     if (r / "final").is_dir():
                         entries += _walk_files(space, r / "final", "model")
                 entries += _walk_files(space, space.models, "model")
             elif part == "configs":
-                for r in _run_dirs(space):
+                for r in space.run_dirs():
                     for f in sorted(r.iterdir()):
                         if f.suffix.lower() in _CONFIG_SUFFIXES and is_regular(f):
                             st = f.lstat()
@@ -408,8 +399,6 @@ def backup(
     result = BackupResult(bid, folder, _redact(f"{dest_url.rstrip('/')}/{rel}"), not no_encrypt, len(entries), total,
                           size, digest, manifest)
     if cleanup:
-        from .retention import delete_backed_up
-
         result.deleted = delete_backed_up(space, manifest)
     return result
 
@@ -448,8 +437,8 @@ def _verify_object(store: Store, rel: str, size: int, digest: str, after_upload:
 
 
 def list_backups(
-    dest_url: str,
     user_id: str,
+    dest_url: str,
     *,
     storage_options: dict[str, Any] | None = None,
     include_incomplete: bool = False,
@@ -468,7 +457,7 @@ def _list(store: Store, user_id: str, include_incomplete: bool) -> list[BackupIn
             continue
         info = BackupInfo(folder, m.group(2), m.group(1), False)
         try:
-            raw = store.read_bytes(_object(user_id, folder, MANIFEST))
+            raw = store.read_bytes(backup_object(user_id, folder, MANIFEST))
         except FileNotFoundError:
             info.reason = "no manifest (interrupted or still uploading)"
         else:
@@ -481,7 +470,7 @@ def _list(store: Store, user_id: str, include_incomplete: bool) -> list[BackupIn
     return out
 
 
-def _object(user_id: str, folder: str, name: str) -> str:
+def backup_object(user_id: str, folder: str, name: str) -> str:
     """The key of one object of one backup: always inside ``<prefix>/<user_id>/<folder>/``."""
     validate_user_id(user_id)
     if not _FOLDER.match(folder) or name not in (ARCHIVE_ENC, ARCHIVE_PLAIN, KEY_OBJECT, MANIFEST):
@@ -518,8 +507,8 @@ def _resolve(store: Store, user_id: str, backup_id: str | None, kind: str | None
 
 
 def latest_backup(
-    dest_url: str,
     user_id: str,
+    dest_url: str,
     *,
     kind: str | None = None,
     storage_options: dict[str, Any] | None = None,
@@ -537,7 +526,7 @@ class _Plaintext:
 
     def __init__(self, store: Store, info: BackupInfo, user_id: str, identities: list):
         manifest = self.manifest = info.manifest
-        self.raw = store.open_read(_object(user_id, info.folder, manifest["archive"]["name"]))
+        self.raw = store.open_read(backup_object(user_id, info.folder, manifest["archive"]["name"]))
         self.src = HashingReader(self.raw, limit=int(manifest["archive"]["size"]))
         self.thread = None
         self.error: BaseException | None = None
@@ -618,7 +607,7 @@ def _identities_for(store: Store, info: BackupInfo, user_id: str, identity_file,
         passphrase = _keys.load_passphrase(passphrase_file)
         if passphrase is not None:
             try:
-                wrapped = store.read_bytes(_object(user_id, info.folder, KEY_OBJECT))
+                wrapped = store.read_bytes(backup_object(user_id, info.folder, KEY_OBJECT))
             except FileNotFoundError:
                 raise MailvoiceError("backup's key object is missing") from None
             ids += _keys.unwrap_identity(wrapped, passphrase)
@@ -653,19 +642,33 @@ def _read(pt: _Plaintext, info: BackupInfo, staging: Path | None) -> list:
 
 def _check_archive_size(store: Store, info: BackupInfo, user_id: str) -> None:
     manifest = info.manifest
-    got = store.size(_object(user_id, info.folder, manifest["archive"]["name"]))
+    got = store.size(backup_object(user_id, info.folder, manifest["archive"]["name"]))
     if got is None:
         raise MailvoiceError("backup archive object is missing")
     if got != int(manifest["archive"]["size"]):
         raise MailvoiceError("backup archive is truncated or was replaced (size differs from its manifest)")
 
 
+def _open(
+    store: Store, user_id: str, backup_id: str | None, identity_file, passphrase_file, *,
+    allow_plaintext: bool | None = None,
+) -> tuple[BackupInfo, list]:
+    """The backup to read (the newest full one unless ``backup_id``), trusted if restore asks
+    (``allow_plaintext`` given), its archive size checked, and the identities that open it."""
+    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    if allow_plaintext is not None:
+        _check_trust(info, allow_plaintext)
+    _check_archive_size(store, info, user_id)
+    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if info.manifest["encrypted"] else []
+    return info, ids
+
+
 # --------------------------------------------------------------------------- verify
 
 
 def verify_backup(
-    dest_url: str,
     user_id: str,
+    dest_url: str,
     backup_id: str | None = None,
     *,
     identity_file: str | os.PathLike | None = None,
@@ -675,13 +678,11 @@ def verify_backup(
     """Re-check a backup's size and sha256; with a key (or unencrypted), every file's digest too."""
     validate_user_id(user_id)
     store = Store(dest_url, storage_options)
-    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    info, ids = _open(store, user_id, backup_id, identity_file, passphrase_file)
     manifest = info.manifest
-    _check_archive_size(store, info, user_id)
-    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if manifest["encrypted"] else []
     a = manifest["archive"]
     if manifest["encrypted"] and not ids:
-        _verify_object(store, _object(user_id, info.folder, a["name"]), int(a["size"]), a["sha256"], after_upload=False)
+        _verify_object(store, backup_object(user_id, info.folder, a["name"]), int(a["size"]), a["sha256"], after_upload=False)
         return VerifyResult(info.backup_id, info.folder, int(a["size"]), a["sha256"], 0, False)
     pt = _Plaintext(store, info, user_id, ids)
     try:
@@ -718,12 +719,9 @@ def restore(
     """
     space = user_space(user_id, root)
     store = Store(dest_url, storage_options)
-    info = _resolve(store, user_id, backup_id, "any" if backup_id else None)
+    info, ids = _open(store, user_id, backup_id, identity_file, passphrase_file, allow_plaintext=allow_plaintext)
     manifest = info.manifest
-    _check_trust(info, allow_plaintext)
     expected = _expected(manifest)
-    _check_archive_size(store, info, user_id)
-    ids = _identities_for(store, info, user_id, identity_file, passphrase_file) if manifest["encrypted"] else []
     if manifest["encrypted"] and not ids:
         how = "a passphrase" if manifest["key_object"] else "an identity file"
         raise MailvoiceError(f"backup is encrypted: give {how} (or set ${_keys.ENV_IDENTITY})")

@@ -28,6 +28,7 @@ from ..workspace import atomic_open
 
 ENV_IDENTITY = "MAILVOICE_AGE_IDENTITY"
 ENV_PASSPHRASE = "MAILVOICE_BACKUP_PASSPHRASE"
+ENV_RECIPIENTS = "MAILVOICE_AGE_RECIPIENTS"  # comma-separated public keys, when none are given
 _SECRET_PREFIX = "AGE-SECRET-KEY-1"
 
 
@@ -118,6 +119,12 @@ def load_passphrase(passphrase_file: str | os.PathLike | None = None, *, env: bo
         if value:
             return value
     return None
+
+
+def recipients_or_env(values: Iterable[str] | str | None) -> list[str]:
+    """The recipients given, else those of ``$MAILVOICE_AGE_RECIPIENTS`` (public keys only)."""
+    given = [values] if isinstance(values, str) else list(values or [])
+    return given or [r for r in os.environ.get(ENV_RECIPIENTS, "").split(",") if r.strip()]
 
 
 def parse_recipients(values: Iterable[str] | str | None) -> list[tuple[object, RecipientInfo]]:

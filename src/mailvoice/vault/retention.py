@@ -103,20 +103,18 @@ def _newest_mtime(top: Path) -> float:
 
 
 def plan_cleanup(space: UserSpace, *, keep_model: bool, delete_model: bool, checkpoint_days: float) -> CleanupPlan:
-    from .core import checkpoint_dirs, _run_dirs
-
     if checkpoint_days < 0:
         raise MailvoiceError("checkpoint_days must be 0 or more")
     plan = CleanupPlan(space.user_id, True)
     plan.items += _files_under(space, space.data, "training data")
     cutoff = time.time() - checkpoint_days * 86400
-    for c in checkpoint_dirs(space):
+    for c in space.checkpoint_dirs():
         rel = c.relative_to(space.path).as_posix()
         if keep_model or _newest_mtime(c) >= cutoff:
             plan.kept.append(rel)
         else:
             plan.items += _files_under(space, c, f"checkpoint older than {checkpoint_days:g} days")
-    finals = [r / "final" for r in _run_dirs(space) if (r / "final").is_dir()] + [space.models]
+    finals = [r / "final" for r in space.run_dirs() if (r / "final").is_dir()] + [space.models]
     for top in finals:
         if not top.is_dir():
             continue

@@ -7,13 +7,14 @@ is an incomplete backup and is never chosen as "latest".
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+from pathlib import Path
 from typing import Any
 
-from pathlib import Path
-
 import fsspec
+from fsspec.asyn import sync
 from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import MailvoiceError
@@ -177,8 +178,6 @@ class _StreamedGet:
     """Sync facade over an fsspec async streamed file (s3fs ``open_async``): one GET, read in order."""
 
     def __init__(self, fs, path: str):
-        from fsspec.asyn import sync
-
         self._sync = sync
         self.fs = fs
         self.f = sync(fs.loop, fs.open_async, path, "rb")
@@ -203,8 +202,6 @@ class HashingReader(io.RawIOBase):
     """Reads a file in large chunks (one GET per chunk on object stores), hashing and counting."""
 
     def __init__(self, raw, chunk: int = READ_CHUNK, limit: int | None = None):
-        import hashlib
-
         self.raw = raw
         self.chunk = chunk
         self.sha = hashlib.sha256()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MailvoiceError
+from ..workspace import make_private_dir
 
 READ = 4 * 2**20
 _BLOCK = tarfile.BLOCKSIZE
@@ -219,8 +220,6 @@ def _check_member(member: tarfile.TarInfo, staging: Path | None) -> None:
 
 
 def _mkdirs(staging: Path, name: str) -> Path:
-    from ..workspace import make_private_dir
-
     target = staging.joinpath(*name.split("/"))
     _assert_inside(staging, target)
     make_private_dir(target)
