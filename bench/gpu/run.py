@@ -262,7 +262,7 @@ class Bench:
                "train_wall_s": s["wall_time_s"], "final_train_loss": s["final_train_loss"],
                "peak_gpu_gb": round(s["peak_gpu_mb"] / 1024, 2) if "peak_gpu_mb" in s else None,
                "peak_gpu_reserved_gb": round(s["peak_gpu_reserved_mb"] / 1024, 2) if "peak_gpu_reserved_mb" in s else None,
-               "peak_rss_gb": round(s["peak_rss_mb"] / 1024, 2), "device": s["device"]}
+               "peak_rss_gb": round(s["peak_rss_mb"] / 1024, 2), "device": s["device"], "chat_format": s["chat_format"]}
         out["mfu"] = round(self.flops_per_token * tok_s / (self.peak_tflops * 1e12), 4) if self.peak_tflops else None
         if tok_s > 0:
             out["guide_job_projected_s"] = round(self.guide_tokens / tok_s, 1)
