@@ -40,3 +40,29 @@ def test_gpu_bench_tiny_runs_resumes_merges_and_reports(tmp_path):
 
     lines = r.stdout.strip().splitlines()
     assert lines[-2].startswith("check resume: PASS") and lines[-1].startswith("check merge: PASS")
+
+
+def test_speed_levers_reach_the_model_and_the_trainer(tiny_model, tmp_path):
+    """The config keys the bench measures are wired through: attention implementation on the
+    model, torch_compile on TRL's SFTConfig, Liger refused on CPU with a notice (Triton is CUDA)."""
+    from transformers import TrainerCallback
+
+    from mailvoice.train.config import validate_config
+    from mailvoice.train.run import train
+    from test_train_tiny import _write_data
+
+    seen = {}
+
+    class Look(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            seen["attn"] = model.config._attn_implementation
+            seen["compile"], seen["liger"] = args.torch_compile, args.use_liger_kernel
+
+    notes = []
+    cfg = validate_config({"base_model": str(tiny_model), "max_steps": 1, "per_device_train_batch_size": 4,
+                           "report_to": [], "attn_implementation": "eager", "use_liger_kernel": True})
+    r = train(cfg, data_dir=_write_data(tmp_path / "data", n=12), run_dir=tmp_path / "run", notice=notes.append,
+              callbacks=[Look()])
+    assert seen == {"attn": "eager", "compile": False, "liger": False}
+    assert any("use_liger_kernel needs CUDA" in n for n in notes)
+    assert r.summary["step_log"][0][0] == 1 and r.summary["step_log"][0][2] > 0  # [step, seconds, tokens seen]
