@@ -211,8 +211,8 @@ def train(
         task_type="CAUSAL_LM",
     )
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
-    # transformers 5.24 renamed gradient_checkpointing (now a deprecated alias); GPU images ship
-    # older 5.x (5.17 on the lent H100s) that only know the old name.
+    # transformers 5.24 renamed gradient_checkpointing (now a deprecated alias); CUDA images often
+    # ship an older 5.x (5.17, say) that knows only the old name.
     fields = SFTConfig.__dataclass_fields__
     checkpointing_arg = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     args = SFTConfig(
