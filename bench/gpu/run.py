@@ -21,8 +21,9 @@ handful of steps, so the test suite keeps this script from rotting between GPU r
 FLOPs (MFU): LoRA training costs ≈ 4·N·T (forward 2·N·T, backward through the activations
 2·N·T; frozen weights get no weight gradients), with N the matmul parameters of the body, plus
 the LM head on reply tokens only (TRL's fused head skips the rest), plus causal attention
-6·d·L²/2·2 per row of length L and layer (forward 2·L²·d, backward twice that). Recomputation under
-gradient checkpointing is not counted (model FLOPs, not hardware FLOPs).
+6·q·L² per row of length L and layer (forward: QKᵀ and AV, 2·L²·q each, halved by the causal
+mask; backward twice the forward), q = heads × head_dim. Recomputation under gradient
+checkpointing is not counted (model FLOPs, not hardware FLOPs).
 """
 
 from __future__ import annotations
@@ -278,7 +279,7 @@ def flops_per_token(spec: dict, tstats: dict) -> float:
     q = spec["num_attention_heads"] * spec["head_dim"]
     body = L * (d * q + 2 * d * kv + q * d + 3 * d * ffn)
     head = V * d * tstats["target_tokens"] / tstats["tokens"]  # the fused head scores reply tokens only
-    # causal attention per row of length n: forward 2 matmuls × n²/2 × 2·q flops, training 3× that
+    # causal attention per row of length n: forward 2 matmuls × 2·n²·q / 2 (causal), training 3× that
     attn_per_token = L * 6 * q * tstats["mean_sq_len"] / tstats["mean_len"]
     return 4 * (body + head) + attn_per_token
 
@@ -440,7 +441,7 @@ def main() -> int:
     bench.peak_tflops = peak
     bench.guide_tokens = tstats["tokens"] / tstats["rows"] * GUIDE_EMAILS * GUIDE_EPOCHS
     result["flops"] = {"per_token": bench.flops_per_token, "peak_tflops": peak,
-                       "count": "4·N_body·T + 4·V·d·T_reply + causal attention 6·q·L²/2 per row and layer (fwd+bwd); no weight gradients for frozen weights; recompute not counted"}
+                       "count": "4·N_body·T + 4·V·d·T_reply + causal attention 6·q·L² per row of length L and layer (fwd+bwd); no weight gradients for frozen weights; recompute not counted"}
     result["guide_job"] = {"emails": GUIDE_EMAILS, "epochs": GUIDE_EPOCHS, "tokens": round(bench.guide_tokens)}
     save()
 
