@@ -49,6 +49,14 @@ class TrainConfig(BaseModel):
     min_checkpoints: int = Field(2, ge=1)  # small datasets still get checkpoints before the end
     early_stopping_patience: int | None = None
     padding_free: bool = True  # no padding to a fixed length: per-example position ids
+    # --- speed levers (each measured by bench/gpu/run.sh; docs/training.md "On a GPU") ---
+    # "auto": transformers' default (SDPA). "flex_attention" keeps packed rows apart with a block
+    # mask instead of a materialised (T×T) one; flash_attention_2/3 need their own packages.
+    attn_implementation: Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3", "eager"] = "auto"
+    # Liger's Triton layer kernels (RMSNorm, SwiGLU, RoPE); its fused linear cross-entropy is not
+    # needed: TRL's own fused LM head already scores reply tokens without building full logits.
+    use_liger_kernel: bool = False
+    torch_compile: bool = False
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
     report_to: list[str] = ["tensorboard"]

@@ -96,6 +96,8 @@ def load_model(cfg: TrainConfig, base: str, notice: Callable[[str], None] = prin
 
     device, dtype = pick_device_and_dtype(cfg)
     kwargs: dict = {"dtype": dtype}
+    if cfg.attn_implementation != "auto":
+        kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.use_4bit:
         if device != "cuda":
             notice("use_4bit needs CUDA (bitsandbytes); training plain LoRA on CPU instead")
@@ -209,6 +211,10 @@ def train(
         task_type="CAUSAL_LM",
     )
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
+    # transformers 5.24 renamed gradient_checkpointing (now a deprecated alias); CUDA images often
+    # ship an older 5.x (5.17, say) that knows only the old name.
+    fields = SFTConfig.__dataclass_fields__
+    checkpointing_arg = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     args = SFTConfig(
         output_dir=str(run_dir),
         num_train_epochs=cfg.num_train_epochs,
@@ -229,7 +235,7 @@ def train(
         load_best_model_at_end=bool(has_val and cfg.early_stopping_patience),
         metric_for_best_model="eval_loss" if has_val and cfg.early_stopping_patience else None,
         greater_is_better=False if has_val and cfg.early_stopping_patience else None,
-        activation_checkpointing=cfg.gradient_checkpointing,
+        **{checkpointing_arg: cfg.gradient_checkpointing},
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         seed=cfg.seed,
@@ -244,9 +250,18 @@ def train(
         use_cpu=device == "cpu",
         dataloader_num_workers=0,
         save_only_model=False,
+        use_liger_kernel=cfg.use_liger_kernel and device == "cuda",
+        torch_compile=cfg.torch_compile,
+        # counted per step for the step log below (tokens/s in bench/gpu/run.sh)
+        include_num_input_tokens_seen="all" if cfg.padding_free else "non_padding",
     )
+    if cfg.use_liger_kernel and device != "cuda":
+        notice("use_liger_kernel needs CUDA (Triton kernels); training without it")
 
     stop_requested = {"signal": None}
+    # [step, seconds since training started, tokens seen]: per-step speed without a profiler.
+    step_log: list[list] = []
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     class MailvoiceCallback(TrainerCallback):
         """Progress, a completeness marker on every checkpoint, the upload hook, clean stops."""
@@ -255,7 +270,12 @@ def train(
             if progress:
                 progress(state.global_step, state.max_steps, dict(logs or {}))
 
+        def on_train_begin(self, a, state, control, **kw):
+            self.t0 = time.perf_counter()
+
         def on_step_end(self, a, state, control, **kw):
+            sync()  # the GPU's queue, not the Python side, sets the step time
+            step_log.append([state.global_step, round(time.perf_counter() - self.t0, 4), int(state.num_input_tokens_seen or 0)])
             if progress:
                 progress(state.global_step, state.max_steps, {})
             if stop_requested["signal"]:
@@ -346,10 +366,12 @@ def train(
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "device": device,
         "stopped_by": stop_requested["signal"],
+        "step_log": step_log,
         "retrieval": retrieval,
     }
     if device == "cuda":
         summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        summary["peak_gpu_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
     write_json(tmp_final / "training_summary.json", summary)
     privatise_tree(tmp_final)
     if final.exists():
