@@ -413,19 +413,21 @@ def _resolve(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     return [(s, e, best[2]) for s, e, _, best in out]
 
 
-def scrub(
+def find(
     text: str,
     *,
     keep_urls: bool = False,
     region: str = "US",
     protect: Sequence[str] = (),
-) -> Scrubbed:
-    """Replace PII and secrets in ``text`` with typed placeholders; count them by type."""
-    counts: Counter = Counter()
+    joins: bool = True,
+) -> list[tuple[int, int, str]]:
+    """The values ``scrub`` replaces, as sorted, disjoint ``(start, end, label)`` spans of ``text``
+    (the precision benchmark and the property tests check them against the text around them).
+    ``joins=False``: within single lines only, no joined views (the benchmark's oracle)."""
     if not text:
-        return Scrubbed(text or "", counts)
+        return []
     found: list = []
-    for view, kinds, crossing_only in _views(text):
+    for view, kinds, crossing_only in _views(text)[: None if joins else 1]:
         for s, e, lbl, *anchor in _detect(view.text, kinds, keep_urls=keep_urls, region=region.upper()):
             if e <= s:
                 continue
@@ -451,15 +453,34 @@ def scrub(
     if protect and found:
         guarded = _protected_spans(text, protect)
         found = [f for f in found if not any(f[0] < pe and ps < f[1] for ps, pe in guarded)]
+    return [(s, e, "SECRET" if lbl == _WEAK else lbl) for s, e, lbl in _resolve(found)]
+
+
+def kept_breaks(text: str, start: int, end: int) -> list[str]:
+    """The line breaks (with their quote prefix) inside a replaced value, which ``scrub`` keeps
+    after its placeholder so the line structure survives: ``<CARD>\n> rest``. A key block goes whole."""
+    if text.startswith("-----BEGIN", start):
+        return []
+    return [m.group(0) for m in JOINER_RE.finditer(text, start, end) if "\n" in m.group(0)]
+
+
+def scrub(
+    text: str,
+    *,
+    keep_urls: bool = False,
+    region: str = "US",
+    protect: Sequence[str] = (),
+) -> Scrubbed:
+    """Replace PII and secrets in ``text`` with typed placeholders; count them by type."""
+    counts: Counter = Counter()
+    if not text:
+        return Scrubbed(text or "", counts)
     parts: list[str] = []
     pos = 0
-    for s, e, lbl in _resolve(found):
-        lbl = "SECRET" if lbl == _WEAK else lbl
+    for s, e, lbl in find(text, keep_urls=keep_urls, region=region, protect=protect):
         parts.append(text[pos:s])
         parts.append(f"<{lbl}>")
-        # keep the line structure of a value that crossed a break: "<CARD>\n> rest"
-        if not text.startswith("-----BEGIN", s):  # a key block goes whole
-            parts.extend(m.group(0) for m in JOINER_RE.finditer(text, s, e) if "\n" in m.group(0))
+        parts.extend(kept_breaks(text, s, e))
         counts[lbl] += 1
         pos = e
     parts.append(text[pos:])
