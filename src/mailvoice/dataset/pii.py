@@ -260,25 +260,117 @@ _TOK_BEFORE = re.compile(r"(\S*)$")
 _TOK_AFTER = re.compile(r"^(\S*)")
 
 
+# An ordinary word, maybe followed by punctuation: "Thanks,", "Best", "Date:", "and", "ActiveBuddy".
+_PROSE_WORD = re.compile(r"(?:(?:[A-Z]{0,2}[a-z]+)+(?:['’-](?:[A-Z]{0,2}[a-z]+)+)*|[A-Z](?:['’][a-z]+)?)[^\w\s]*")
+# Words that introduce an address at the end of a line ("write to\njo@x.org", "contact\n...").
+_LEADS_IN = frozenset("at to contact email e-mail mail write me us or and on via from by is the address reach cc send please visit see".split())
+# A word as written in prose, camel case and a version number included ("nVidia", "GeForce4").
+_WORDISH = re.compile(r"(?:[A-Z]{0,2}[a-z]+)+\d{0,4}[^\w\s]*")
+_URL_START = re.compile(r"https?://|www\.", re.I)
+_EMAIL_TAIL = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
+
+
+def _complete_value(token: str, *, at_start: bool = False) -> bool:
+    """The token already holds a whole URL or address, only punctuation after it: "(see
+    https://x.org/a)." or "riley@example.com." — what follows the line break is not part of it.
+    ``at_start``: the value starts the token ("jo@x.org," after a break)."""
+    for m in _URL_START.finditer(token):
+        url = URL_RE.match(token[m.start() :])  # the chain may glue a word before it: "seehttp://"
+        if url and not (at_start and m.start()) and not any(c.isalnum() for c in token[m.start() + url.end() :]):
+            return True
+    for m in _EMAIL_TAIL.finditer(token):
+        if at_start and any(c.isalnum() for c in token[: m.start()]):
+            continue
+        if not any(c.isalnum() for c in token[m.end() :]) and _offline_tld()(m.group(1)).suffix:
+            return True
+    return False
+
+
+def _left_chain(text: str, start: int, token: str) -> str:
+    """The token before a break, with the lines it continues: a URL wrapped over three lines is
+    whole at the end of the third ("...u=/ap/200\n20903/ap/ukraine_3" + "\nUkraine-Iraq")."""
+    for _ in range(8):
+        line_start = text.rfind("\n", 0, start) + 1
+        if line_start == 0 or text[line_start:start].strip(" \t>"):
+            break
+        prev_end = line_start - 1
+        if prev_end > 0 and text[prev_end - 1] == "\r":
+            prev_end -= 1
+        prev = _TOK_BEFORE.search(text, max(0, prev_end - 200), prev_end).group(1)
+        if not prev:
+            break
+        token, start = prev + token, prev_end - len(prev)
+    return token
+
+
+def _joinable(text: str, a: int, b: int, glue: bool) -> bool:
+    """Whether the line break ``text[a:b]`` may be a wrap inside a value.
+
+    Never across a blank (or quote-only) line: a value does not span paragraphs. Glued (joined by
+    nothing, for a token hard-wrapped mid-way) only where the continuation starts like the rest of
+    a token: no space before the break, no closing punctuation ending the line, no rule or
+    bracket starting the next; when the next line starts with an ordinary word ("Thanks,", "Best",
+    "Date:") only if the token before the break is not already a whole URL or address, and when it
+    starts with a whole address only if the line does not end with a capitalised or lead-in word
+    ("Doctor of Folklore\nlejones@ucla.edu", "write to\nhelp@nytimes.com"). Line width is deliberately not a criterion: a value
+    wrapped by a client that folds at 40 columns, or quoted and re-folded, breaks on short lines."""
+    if b >= len(text) or text[b] in "\r\n":
+        return False
+    line_start = text.rfind("\n", 0, a) + 1
+    if not text[line_start:a].strip(" \t>"):
+        return False
+    if not glue:
+        return True
+    if text[a] in " \t":
+        return False
+    left = _TOK_BEFORE.search(text, max(0, a - 200), a).group(1)
+    right = _TOK_AFTER.match(text[b : b + 200]).group(1)
+    chain = _left_chain(text, a - len(left), left)
+    if not left or not right or left[-1] in ",;!)]}>\"'”’" or right[0] in "([{<*\"'“‘":
+        return False
+    if not any(c.isalnum() for c in right[:2]):  # a rule ("-----"), "--", "|", "..."
+        return False
+    if _PROSE_WORD.fullmatch(right) and _complete_value(chain):  # "https://x.org/deck\nThanks,"
+        return False
+    # "Doctor of Folklore\nlejones@ucla.edu", "write to\nhelp@nytimes.com"
+    return not (
+        (
+            not any(c.isalpha() for c in left)  # "617-864-0455\nkieran@datapower.com"
+            or (_PROSE_WORD.fullmatch(left) and (left[0].isupper() or left.lower() in _LEADS_IN))
+        )
+        and _complete_value(right, at_start=True)
+    )
+
+
 def _views(text: str) -> list[tuple[_View, frozenset, bool]]:
     """(view, detector kinds, crossing_only) triples."""
     ent = _entity_edits(text)
     views = [(_View(text, ent), _ALL, False)]
-    joins = [(m.start(), m.end()) for m in JOINER_RE.finditer(text)]
-    if not joins:
+    breaks = [(m.start(), m.end()) for m in JOINER_RE.finditer(text)]
+    if not breaks:
         return views
+    space = [(a, b) for a, b in breaks if _joinable(text, a, b, glue=False)]
     digit_join = False
-    for a, b in joins:
+    for a, b in space:
         left = _TOK_BEFORE.search(text, max(0, a - 40), a).group(1)
         right = _TOK_AFTER.match(text[b : b + 40]).group(1)
         if any(c.isdigit() for c in left + right):
             digit_join = True
             break
     kinds_b = _SPACE_JOIN if digit_join else frozenset({"prose"})
-    for glue, kinds in ((" ", kinds_b), ("", _GLUE_JOIN)):
-        edits = sorted(ent + [(a, b, glue) for a, b in joins])
-        views.append((_View(text, edits), kinds, True))
+    glued = [(a, b) for a, b in space if _joinable(text, a, b, glue=True)]
+    for glue, kinds, joins in ((" ", kinds_b, space), ("", _GLUE_JOIN, glued)):
+        if joins:
+            edits = sorted(ent + [(a, b, glue) for a, b in joins])
+            views.append((_View(text, edits), kinds, True))
     return views
+
+
+def _wordish_pieces(text: str, s: int, e: int) -> bool:
+    """Every line's piece of a value crossing breaks is a word as written in prose
+    ("nVidia\nGeForce4\nTi4200"): a high-entropy guess made of words is not a token."""
+    pieces = [p for p in JOINER_RE.split(text[s:e]) if p]
+    return len(pieces) > 1 and all(_WORDISH.fullmatch(p) for p in pieces)
 
 
 # --------------------------------------------------------------------------- detectors
@@ -447,7 +539,10 @@ def find(
         if not (
             crossing
             and lbl == _WEAK
-            and any(a < pb and pa < b and plbl not in ("SECRET", _WEAK) for pa, pb, plbl, _ in plain)
+            and (
+                any(a < pb and pa < b and plbl not in ("SECRET", _WEAK) for pa, pb, plbl, _ in plain)
+                or _wordish_pieces(text, a, b)
+            )
         )
     ]
     if protect and found:
