@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 _WEAK = "SECRET_WEAK"  # high-entropy guess: reported as SECRET, loses to any typed detection
-LABELS = ("EMAIL", "PHONE", "CARD", "SSN", "IBAN", "IP", "SECRET", "URL")
+LABELS = ("EMAIL", "PHONE", "CARD", "SSN", "IBAN", "BANK", "DOB", "IP", "SECRET", "URL")
 # When two detections overlap, the longer wins; on equal length, the earlier in this order.
 _PRIORITY = {
-    lbl: i for i, lbl in enumerate(("SECRET", "CARD", "IBAN", "SSN", "EMAIL", "URL", "IP", "PHONE", _WEAK))
+    lbl: i for i, lbl in enumerate(("SECRET", "CARD", "IBAN", "SSN", "BANK", "DOB", "EMAIL", "URL", "IP", "PHONE", _WEAK))
 }
 
 URL_RE = re.compile(r"(?<![\w@])(?:https?://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", re.I)
@@ -138,6 +138,7 @@ def _engine(regions: tuple[str, ...]):
             return _offline_tld()(pattern_text).fqdn != ""
 
     recognizers = [
+        *_keyword_recognizers(),
         OfflineEmailRecognizer(),
         CreditCardRecognizer(),
         IbanRecognizer(),
@@ -151,6 +152,50 @@ def _engine(regions: tuple[str, ...]):
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
 
 
+# Context-aware recognisers: a value written after its keyword ("ssn: 536228421", "routing
+# number 021000021", "DOB: 04/12/1985"). Presidio's own context words only raise the score of a
+# pattern match through the NLP engine's lemmas, which the NoOp engine has none of, so the keyword
+# is part of each pattern instead, as a lookbehind (Presidio matches with the ``regex`` module,
+# which allows variable-length lookbehind); the match is the value alone.
+_SEP = r"(?:\s*(?:(?:is|was|no|number|num)\b\.?|[:=#-])){0,4}\s*"
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+          r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DATE = (r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}[/.-]\d{1,2}[/.-]\d{1,2}"
+         r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r",?\s+\d{4}"
+         r"|" + _MONTH + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})")
+_KEYWORD_PATTERNS = {
+    # any 9 digits, separators or not, after "SSN", "social security number", "SS#", "soc. sec."
+    "US_SSN": (r"(?<=\b(?:ssn|ss\#|social[ -]security(?:[ -](?:number|no|num|\#))?|soc\.?[ ]?sec\.?)" + _SEP + r")"
+               r"\d{3}[- .]?\d{2}[- .]?\d{4}(?![\d-])", ["ssn", "social security"]),
+    # routing (ABA) numbers, account numbers, UK sort codes
+    "BANK_NUMBER": (
+        r"(?<=\b(?:(?:routing|aba|rtn|transit)(?:[ /-](?:transit|routing))?|(?:bank|checking|chequing|savings|current)"
+        r"\s+(?:account|acct)|account(?=\s*(?:number|no\b|num|\#|:))|acct|a/c|sort[ -]?code)" + _SEP + r")"
+        r"\d(?:[ -]?\d){5,16}(?![\d-])",
+        ["routing", "account", "acct", "aba", "sort code"],
+    ),
+    "DATE_OF_BIRTH": (r"(?<=\b(?:date\s+of\s+birth|d\.?o\.?b\.?|birth\s*date|birthdate|born(?:\s+on)?)" + _SEP + r")"
+                      + _DATE + r"(?!\d)", ["birth", "dob", "born"]),
+}
+# An SSN-shaped value (3-2-4 digits, one separator) is scrubbed even where Presidio calls it
+# invalid: the well-known samples 078-05-1120 and 123-45-6789, area 000/666/9xx, are still a
+# number someone wrote in the SSN's place.
+_SSN_SHAPE = r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])"
+
+
+def _keyword_recognizers():
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    out = [
+        PatternRecognizer(supported_entity=ent, name=f"Keyword{ent.title().replace('_', '')}Recognizer",
+                          patterns=[Pattern(f"{ent.lower()} after keyword", rx, 0.85)], context=ctx)
+        for ent, (rx, ctx) in _KEYWORD_PATTERNS.items()
+    ]
+    out.append(PatternRecognizer(supported_entity="US_SSN", name="SsnShapeRecognizer",
+                                 patterns=[Pattern("ssn shape", _SSN_SHAPE, 0.6)]))
+    return out
+
+
 _PRESIDIO_LABEL = {
     "EMAIL_ADDRESS": "EMAIL",
     "CREDIT_CARD": "CARD",
@@ -158,6 +203,8 @@ _PRESIDIO_LABEL = {
     "US_SSN": "SSN",
     "IP_ADDRESS": "IP",
     "PHONE_NUMBER": "PHONE",
+    "BANK_NUMBER": "BANK",
+    "DATE_OF_BIRTH": "DOB",
 }
 # Presidio scores: validated patterns (Luhn, mod-97, suffix list) score 1.0, phone 0.4;
 # its "very weak" SSN patterns (any 9 digits: order numbers) score 0.05 and the bare "::"
@@ -451,7 +498,7 @@ def _phone_plausible(t: str, s: int, e: int, region: str) -> bool:
     return bool(_PHONE_CONTEXT.search(t, max(0, s - 30), s))
 
 
-_NO_PHONE = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
+_NO_PHONE = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "BANK_NUMBER", "DATE_OF_BIRTH"]
 
 
 def _detect(t: str, kinds: frozenset, *, keep_urls: bool, region: str) -> list[tuple[int, int, str]]:
