@@ -96,9 +96,12 @@ def expand(doc: str, out: str, spans: list[tuple[int, int, str]]) -> str | None:
 
 def revalidates(doc: str, s: int, e: int, label: str) -> bool:
     """A value of ``label`` covers the span's text (its breaks joined) end to end, give or take
-    punctuation at its ends, found again with only the 80 characters before it as context (a
-    prose password needs its "password:")."""
-    prefix = doc[max(0, s - 80) : s]
+    punctuation at its ends, found again with only its line before it as context (a prose
+    password needs its "password:"; the line before too where the value starts its line)."""
+    line = doc.rfind("\n", 0, s) + 1
+    if not doc[line:s].strip(" \t>"):  # the value starts its line: its keyword may end the one before
+        line = doc.rfind("\n", 0, max(line - 1, 0)) + 1
+    prefix = doc[max(line, s - 80) : s]
     for glue in ("", " "):
         joined = pii.JOINER_RE.sub(glue, doc[s:e])
         core = joined.strip(" \t.,;:!?()[]{}<>\"'")

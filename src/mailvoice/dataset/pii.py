@@ -313,6 +313,8 @@ _PROSE_WORD = re.compile(r"(?:(?:[A-Z]{0,2}[a-z]+)+(?:['’-](?:[A-Z]{0,2}[a-z]+
 _LEADS_IN = frozenset("at to contact email e-mail mail write me us or and on via from by is the address reach cc send please visit see".split())
 # A word as written in prose, camel case and a version number included ("nVidia", "GeForce4").
 _WORDISH = re.compile(r"(?:[A-Z]{0,2}[a-z]+)+\d{0,4}[^\w\s]*")
+# a path after a host: "x.org/a" has one, "www.x.org" and "jo@x.org" do not
+_HOST_RE = re.compile(r"(?<=[\w.-])/")
 _URL_START = re.compile(r"https?://|www\.", re.I)
 _EMAIL_TAIL = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 
@@ -377,8 +379,10 @@ def _joinable(text: str, a: int, b: int, glue: bool) -> bool:
         return False
     if not any(c.isalnum() for c in right[:2]):  # a rule ("-----"), "--", "|", "..."
         return False
-    if _PROSE_WORD.fullmatch(right) and _complete_value(chain):  # "https://x.org/deck\nThanks,"
-        return False
+    if (_PROSE_WORD.fullmatch(right) or _complete_value(right, at_start=True)) and _complete_value(chain):
+        return False  # "https://x.org/deck\nThanks,", "bob@x.com\nwww.x.com"
+    if chain[-1].isalnum() and right[0] not in "./-?#&=%_" and not _HOST_RE.search(chain) and _complete_value(chain):
+        return False  # a bare host or address ends at its TLD: "www.dbsinfo.com\n106 Longhorn Road"
     # "Doctor of Folklore\nlejones@ucla.edu", "write to\nhelp@nytimes.com"
     return not (
         (
