@@ -307,8 +307,8 @@ _TOK_BEFORE = re.compile(r"(\S*)$")
 _TOK_AFTER = re.compile(r"^(\S*)")
 
 
-# An ordinary word, maybe followed by punctuation: "Thanks,", "Best", "Date:", "and", "ActiveBuddy".
-_PROSE_WORD = re.compile(r"(?:(?:[A-Z]{0,2}[a-z]+)+(?:['’-](?:[A-Z]{0,2}[a-z]+)+)*|[A-Z](?:['’][a-z]+)?)[^\w\s]*")
+# An ordinary word, maybe followed by punctuation: "Thanks,", "Best", "Date:", "and", "ActiveBuddy", "SPAM:".
+_PROSE_WORD = re.compile(r"(?:(?:[A-Z]{0,2}[a-z]+)+(?:['’-](?:[A-Z]{0,2}[a-z]+)+)*|[A-Z](?:['’][a-z]+)?|[A-Z][A-Z0-9]+)[^\w\s]*")
 # Words that introduce an address at the end of a line ("write to\njo@x.org", "contact\n...").
 _LEADS_IN = frozenset("at to contact email e-mail mail write me us or and on via from by is the address reach cc send please visit see".split())
 # A word as written in prose, camel case and a version number included ("nVidia", "GeForce4").
@@ -316,6 +316,7 @@ _WORDISH = re.compile(r"(?:[A-Z]{0,2}[a-z]+)+\d{0,4}[^\w\s]*")
 # a path after a host: "x.org/a" has one, "www.x.org" and "jo@x.org" do not
 _HOST_RE = re.compile(r"(?<=[\w.-])/")
 _URL_START = re.compile(r"https?://|www\.", re.I)
+_IDENT = re.compile(r"[A-Za-z]{3,}[_=-]|[_=-][A-Za-z]{3,}")
 _EMAIL_TAIL = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 
 
@@ -418,10 +419,14 @@ def _views(text: str) -> list[tuple[_View, frozenset, bool]]:
 
 
 def _wordish_pieces(text: str, s: int, e: int) -> bool:
-    """Every line's piece of a value crossing breaks is a word as written in prose
-    ("nVidia\nGeForce4\nTi4200"): a high-entropy guess made of words is not a token."""
+    """A high-entropy guess crossing breaks made of words ("nVidia\nGeForce4\nTi4200") or of
+    identifiers is not a token."""
     pieces = [p for p in JOINER_RE.split(text[s:e]) if p]
-    return len(pieces) > 1 and all(_WORDISH.fullmatch(p) for p in pieces)
+    if len(pieces) < 2:
+        return False
+    # identifiers and settings on consecutive lines ("debug1: got SSH2_MSG_SERVICE_ACCEPT\ndebug1",
+    # "NUMBER=3\nPREFIX=repeat"): a word joined by _ = - is not a piece of a random token
+    return all(_WORDISH.fullmatch(p) for p in pieces) or any(_IDENT.search(p) for p in pieces)
 
 
 # --------------------------------------------------------------------------- detectors
