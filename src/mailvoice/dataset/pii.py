@@ -155,8 +155,10 @@ def _engine(regions: tuple[str, ...]):
 # Context-aware recognisers: a value written after its keyword ("ssn: 536228421", "routing
 # number 021000021", "DOB: 04/12/1985"). Presidio's own context words only raise the score of a
 # pattern match through the NLP engine's lemmas, which the NoOp engine has none of, so the keyword
-# is part of each pattern instead, as a lookbehind (Presidio matches with the ``regex`` module,
-# which allows variable-length lookbehind); the match is the value alone.
+# is part of each pattern instead, before a ``\K`` (Presidio matches with the ``regex`` module,
+# whose ``\K`` starts the reported match there): the match is the value alone. A lookbehind would
+# do the same but is tried at every position: on 300 SpamAssassin messages scrubbing took 7.0 ms a
+# message with lookbehinds, 5.4 with ``\K``, 4.7 without these recognisers.
 _SEP = r"(?:\s*(?:(?:is|was|no|number|num)\b\.?|[:=#-])){0,4}\s*"
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
           r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
@@ -165,16 +167,16 @@ _DATE = (r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}[/.-]\d{1,2}[/.-]\d{1
          r"|" + _MONTH + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})")
 _KEYWORD_PATTERNS = {
     # any 9 digits, separators or not, after "SSN", "social security number", "SS#", "soc. sec."
-    "US_SSN": (r"(?<=\b(?:ssn|ss\#|social[ -]security(?:[ -](?:number|no|num|\#))?|soc\.?[ ]?sec\.?)" + _SEP + r")"
+    "US_SSN": (r"\b(?:ssn|ss\#|social[ -]security(?:[ -](?:number|no|num|\#))?|soc\.?[ ]?sec\.?)" + _SEP + r"\K"
                r"\d{3}[- .]?\d{2}[- .]?\d{4}(?![\d-])", ["ssn", "social security"]),
     # routing (ABA) numbers, account numbers, UK sort codes
     "BANK_NUMBER": (
-        r"(?<=\b(?:(?:routing|aba|rtn|transit)(?:[ /-](?:transit|routing))?|(?:bank|checking|chequing|savings|current)"
-        r"\s+(?:account|acct)|account(?=\s*(?:number|no\b|num|\#|:))|acct|a/c|sort[ -]?code)" + _SEP + r")"
+        r"\b(?:(?:routing|aba|rtn|transit)(?:[ /-](?:transit|routing))?|(?:bank|checking|chequing|savings|current)"
+        r"\s+(?:account|acct)|account(?=\s*(?:number|no\b|num|\#|:))|acct|a/c|sort[ -]?code)" + _SEP + r"\K"
         r"\d(?:[ -]?\d){5,16}(?![\d-])",
         ["routing", "account", "acct", "aba", "sort code"],
     ),
-    "DATE_OF_BIRTH": (r"(?<=\b(?:date\s+of\s+birth|d\.?o\.?b\.?|birth\s*date|birthdate|born(?:\s+on)?)" + _SEP + r")"
+    "DATE_OF_BIRTH": (r"\b(?:date\s+of\s+birth|d\.?o\.?b\.?|birth\s*date|birthdate|born(?:\s+on)?)" + _SEP + r"\K"
                       + _DATE + r"(?!\d)", ["birth", "dob", "born"]),
 }
 # An SSN-shaped value (3-2-4 digits, one separator) is scrubbed even where Presidio calls it
@@ -308,15 +310,16 @@ _TOK_AFTER = re.compile(r"^(\S*)")
 
 
 # An ordinary word, maybe followed by punctuation: "Thanks,", "Best", "Date:", "and", "ActiveBuddy", "SPAM:".
-_PROSE_WORD = re.compile(r"(?:(?:[A-Z]{0,2}[a-z]+)+(?:['’-](?:[A-Z]{0,2}[a-z]+)+)*|[A-Z](?:['’][a-z]+)?|[A-Z][A-Z0-9]+)[^\w\s]*")
+_PROSE_WORD = re.compile(r"(?:[A-Z]{0,2}[a-z]+(?:[A-Z]{1,2}[a-z]+)*(?:['’-][A-Z]{0,2}[a-z]+(?:[A-Z]{1,2}[a-z]+)*)*|[A-Z](?:['’][a-z]+)?|[A-Z][A-Z0-9]+)[^\w\s]*")
 # Words that introduce an address at the end of a line ("write to\njo@x.org", "contact\n...").
 _LEADS_IN = frozenset("at to contact email e-mail mail write me us or and on via from by is the address reach cc send please visit see".split())
 # A word as written in prose, camel case and a version number included ("nVidia", "GeForce4").
-_WORDISH = re.compile(r"(?:[A-Z]{0,2}[a-z]+)+\d{0,4}[^\w\s]*")
+_WORDISH = re.compile(r"[A-Z]{0,2}[a-z]+(?:[A-Z]{1,2}[a-z]+)*\d{0,4}[^\w\s]*")
 # a path after a host: "x.org/a" has one, "www.x.org" and "jo@x.org" do not
 _HOST_RE = re.compile(r"(?<=[\w.-])/")
 _URL_START = re.compile(r"https?://|www\.", re.I)
-_IDENT = re.compile(r"[A-Za-z]{3,}[_=-]|[_=-][A-Za-z]{3,}")
+_LIST_NUMBER = re.compile(r"\d{1,3}[.)]?")  # a numbered list item
+_IDENT = re.compile(r"[A-Za-z]{3,}[_-]|[_-][A-Za-z]{3,}|[A-Za-z]{2,}=\w")  # not base64's "==" padding
 _EMAIL_TAIL = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 
 
@@ -380,8 +383,9 @@ def _joinable(text: str, a: int, b: int, glue: bool) -> bool:
         return False
     if not any(c.isalnum() for c in right[:2]):  # a rule ("-----"), "--", "|", "..."
         return False
-    if (_PROSE_WORD.fullmatch(right) or _complete_value(right, at_start=True)) and _complete_value(chain):
-        return False  # "https://x.org/deck\nThanks,", "bob@x.com\nwww.x.com"
+    if (_PROSE_WORD.fullmatch(right) or _LIST_NUMBER.fullmatch(right) or _complete_value(right, at_start=True)) \
+            and _complete_value(chain):
+        return False  # "https://x.org/deck\nThanks,", "bob@x.com\nwww.x.com", "x.org/a/\n  2 ..."
     if chain[-1].isalnum() and right[0] not in "./-?#&=%_" and not _HOST_RE.search(chain) and _complete_value(chain):
         return False  # a bare host or address ends at its TLD: "www.dbsinfo.com\n106 Longhorn Road"
     # "Doctor of Folklore\nlejones@ucla.edu", "write to\nhelp@nytimes.com"
