@@ -1,7 +1,8 @@
 """PII and secrets scrubbing: typed placeholders instead of addresses, numbers and keys.
 
-Placeholders: ``<EMAIL>``, ``<PHONE>``, ``<CARD>``, ``<SSN>``, ``<IBAN>``, ``<IP>``, ``<SECRET>``
-and, unless ``keep_urls``, ``<URL>``.
+Placeholders: ``<EMAIL>``, ``<PHONE>``, ``<CARD>``, ``<SSN>``, ``<IBAN>``, ``<BANK>`` (routing or
+account number, sort code), ``<DOB>`` (date of birth), ``<IP>``, ``<SECRET>`` and, unless
+``keep_urls``, ``<URL>``.
 
 Detectors (no NER, no spaCy model, no network):
 
@@ -11,6 +12,10 @@ Detectors (no NER, no spaCy model, no network):
   Presidio's email check calls ``tldextract``; we give it an extractor built with
   ``suffix_list_urls=()`` and ``cache_dir=None`` so it uses the public-suffix snapshot bundled
   in the wheel and never goes online (``tests/test_pii_offline.py`` proves it).
+- Keyword recognisers (Presidio ``PatternRecognizer``s whose pattern holds the keyword): an SSN
+  with or without separators after "SSN"/"social security number", routing and account numbers
+  and sort codes after their keyword, a date after "date of birth"/"DOB"/"born on"; and any
+  SSN-shaped 3-2-4 value, even the well-known samples Presidio rejects.
 - Our own Luhn-checked card regex (Presidio's misses the Mastercard 2-series), an
   http(s)/www URL regex that keeps the path.
 - ``detect-secrets`` regex plugins (AWS, GitHub, GitLab, Slack, Stripe, OpenAI, SendGrid,
@@ -22,7 +27,9 @@ Every detector runs on three views of the message, mapped back to original offse
 entities decoded (``&#64;``, ``&nbsp;``); plus line breaks (with any ``>`` quote prefix or
 ``<br>``) joined by a space; and joined by nothing. A value split across a line break (a
 wrapped card number, a hard-wrapped token, a quoted two-line IBAN) is thereby found whole; the
-joined views only contribute detections that actually cross a break. The line structure is
+joined views only contribute detections that actually cross a break, and only breaks where a
+wrap is plausible are joined (``_joinable``: never across a blank line; glued only where the next
+line continues the token), so a URL never swallows the sign-off after it. The line structure is
 kept: a crossing value becomes ``<CARD>`` followed by the original break and quote prefix.
 
 ``protect``: strings that must never be replaced (the user's name, first name, sign-off).
