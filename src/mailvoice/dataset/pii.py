@@ -371,9 +371,11 @@ def _joinable(text: str, a: int, b: int, glue: bool) -> bool:
     a token: no space before the break, no closing punctuation ending the line, no rule or
     bracket starting the next; when the next line starts with an ordinary word ("Thanks,", "Best",
     "Date:") only if the token before the break is not already a whole URL or address, and when it
-    starts with a whole address only if the line does not end with a capitalised or lead-in word
-    ("Doctor of Folklore\nlejones@ucla.edu", "write to\nhelp@nytimes.com"). Line width is deliberately not a criterion: a value
-    wrapped by a client that folds at 40 columns, or quoted and re-folded, breaks on short lines."""
+    starts with a whole address only if the line does not end with a number, a capitalised or a
+    lead-in word ("Doctor of Folklore\nlejones@ucla.edu", "write to\nhelp@nytimes.com").
+
+    Line width is deliberately not a criterion: a value wrapped by a client that folds at 40
+    columns, or quoted and re-folded, breaks on short lines (and the canary suite plants them so)."""
     if b >= len(text) or text[b] in "\r\n":
         return False
     line_start = text.rfind("\n", 0, a) + 1
