@@ -104,3 +104,27 @@ def test_subjects_are_scrubbed_and_plain_ones_skip_the_detectors():
     for plain in ("Re: Lunch on Friday?", "Quarterly numbers", "Dinner.", ""):
         out = scrub_subject(plain)
         assert out.text == plain and not out.counts
+
+
+def test_sign_offs_after_a_url_or_address_survive():
+    # issue 18: the joined views glued a value to the next paragraph's first word
+    cases = {
+        "Slides: https://example.com/deck\n\nThanks,\nPat": "Slides: <URL>\n\nThanks,\nPat",
+        "(see https://example.com/a)\n\nCheers\nPat": "(see <URL>)\n\nCheers\nPat",
+        "write to riley@example.com.\n\nBest regards,\nDavid": "write to <EMAIL>.\n\nBest regards,\nDavid",
+        "Slides: https://example.com/deck\nThanks,\nPat": "Slides: <URL>\nThanks,\nPat",
+        "URL: http://www.newsisfree.com/click/-1,8381645,1440/\nDate: Not supplied":
+            "URL: <URL>\nDate: Not supplied",
+        "Doctor of Folklore\nlejones@ucla.edu": "Doctor of Folklore\n<EMAIL>",
+        "Kieran Taylor\n617-864-0455\nkieran@datapower.com": "Kieran Taylor\n<PHONE>\n<EMAIL>",
+        "a nVidia\nGeForce4\nTi4200 card": "a nVidia\nGeForce4\nTi4200 card",
+        "see http://www.example.com/list\n------------------\nunsubscribe": "see <URL>\n------------------\nunsubscribe",
+    }
+    for text, expected in cases.items():
+        assert scrub(text).text == expected, text
+
+
+def test_a_url_wrapped_mid_path_is_still_one_value():
+    out = scrub("see http://story.news.yahoo.com/news?tmpl=story2&u=/ap/200\n20903/ap_on_re_eu/ukraine_iraq_3\n"
+                "Ukraine-Iraq Arms Deals")
+    assert out.text == "see <URL>\n\nUkraine-Iraq Arms Deals"

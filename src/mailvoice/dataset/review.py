@@ -40,6 +40,8 @@ PLACEHOLDERS = {
     "CARD": "a payment card number",
     "SSN": "a social security number",
     "IBAN": "a bank account number (IBAN)",
+    "BANK": "a bank routing or account number",
+    "DOB": "a date of birth",
     "IP": "an IP address",
     "SECRET": "a password, token or key",
     "URL": "a web link",

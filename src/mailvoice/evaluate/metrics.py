@@ -332,7 +332,7 @@ def content_overlap(predictions: Sequence[str], references: Sequence[str]) -> di
 
 
 # ------------------------------------------------------------------------------------ PII
-_PLACEHOLDER = re.compile(r"(<(?:EMAIL|PHONE|CARD|SSN|IBAN|IP|SECRET|URL)>)")
+_PLACEHOLDER = re.compile(r"(<(?:EMAIL|PHONE|CARD|SSN|IBAN|BANK|DOB|IP|SECRET|URL)>)")
 
 
 def find_pii(text: str, *, keep_urls: bool = True) -> set[str]:
