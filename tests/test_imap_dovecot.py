@@ -65,12 +65,6 @@ def fill(server, user, pw, folder, ns, **kw):
     server.append(user, pw, folder, [make_message(n, subject=f"{folder} {n}", **kw) for n in ns])
 
 
-def test_server_version_reported(dovecot):
-    # not a check, a record in the -v output of which Dovecot the suite ran against
-    print(f"dovecot {dovecot.version}")
-    assert dovecot.version.startswith("2.")
-
-
 def test_reads_sent_found_by_special_use(dovecot, imap_user, monkeypatch):
     user, pw = imap_user
     fill(dovecot, user, pw, "Sent", [1, 2, 3])
