@@ -1,6 +1,7 @@
 """Score mailvoice.clean against the shared cleaning benchmark kit, side by side with baselines.
 
-Usage:  PYTHONPATH=src python bench/cleaning_score.py [--json OUT.json] [--limit N]
+Usage:  pip install -e ".[bench]"   # the baselines below and rapidfuzz
+        PYTHONPATH=src python bench/cleaning_score.py [--json OUT.json] [--limit N]
 
 The kit lives in ``<repo>/../shared/benchmarks/cleaning`` (override with ``MAILVOICE_SHARED`` pointing
 at the ``shared`` folder). Scoring follows the kit's README.md and each suite's PROVENANCE.md:

@@ -115,7 +115,6 @@ class DovecotServer:
     cafile: Path | None
     passwd_file: Path
     log_path: Path
-    version: str
     oauth_tokens: dict[str, str]
     host: str = "127.0.0.1"
     _proc: subprocess.Popen | None = None
@@ -200,7 +199,6 @@ def _make_cert(root: Path) -> tuple[Path, Path] | None:
 
 def start_dovecot() -> DovecotServer:
     assert DOVECOT
-    version = subprocess.run([DOVECOT, "--version"], capture_output=True, text=True).stdout.strip()
     root = Path(tempfile.mkdtemp(prefix="mailvoice-dovecot-"))
     # Dovecot's unprivileged processes must be able to traverse into the tree.
     os.chmod(root, 0o755)
@@ -344,7 +342,6 @@ service auth {{
         cafile=tls[0] if tls else None,
         passwd_file=passwd_file,
         log_path=log_path,
-        version=version,
         oauth_tokens=oauth_tokens,
         _proc=proc,
         _pool=pool,

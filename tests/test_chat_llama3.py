@@ -1,12 +1,15 @@
 """Llama 3.x: training, evaluation and the Ollama TEMPLATE render the same tokens as the real
 Llama 3.1 chat template (taken from the llama.cpp tree the tools step caches)."""
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from mailvoice.chat import CHATML, LLAMA3, SYSTEM_PROMPT, format_for
-from mailvoice.deploy.gotemplate import generate_messages, render
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fakes.gotemplate import generate_messages, render  # noqa: E402
 
 SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|finetune_right_pad_id|>"]
 

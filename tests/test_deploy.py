@@ -14,20 +14,14 @@ import pytest
 
 from mailvoice.chat import CHATML, FORMATS, LLAMA3, SYSTEM_PROMPT, instruction_for
 from mailvoice.cli import main
-from mailvoice.deploy import gotemplate
 from mailvoice.deploy.emailai import env_lines, update_env_file
-from mailvoice.deploy.modelfile import (
-    EMAIL_PARAMETERS,
-    ollama_parameters,
-    ollama_prompt,
-    render_modelfile,
-    renders_like_training,
-    serving_template,
-)
+from mailvoice.deploy.modelfile import EMAIL_PARAMETERS, ollama_parameters, render_modelfile, serving_template
 from mailvoice.deploy.ollama import OllamaClient, normalise_url
 from mailvoice.errors import MailvoiceError
 
 sys.path.insert(0, str(Path(__file__).parent))
+from fakes import gotemplate  # noqa: E402
+from fakes.gotemplate import ollama_prompt, renders_like_training  # noqa: E402
 from fakes.ollama_server import FakeOllama  # noqa: E402
 
 USER = instruction_for(subject="Re: site visit", recipient="Sam", replying_to="Can we meet Monday?")
@@ -86,6 +80,99 @@ def test_modelfile_has_absolute_paths_and_email_sampling(tmp_path):
 def test_gotemplate_rejects_what_it_cannot_render():
     with pytest.raises(ValueError):
         gotemplate.render("{{ template \"x\" }}", [])
+
+
+CHATS = [
+    [{"role": "user", "content": USER}],
+    [{"role": "system", "content": "S"}, {"role": "user", "content": USER}],
+    [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": " c "},
+     {"role": "user", "content": "d\n"}],
+    [{"role": "system", "content": "S1"}, {"role": "user", "content": "a"}, {"role": "system", "content": "S2"},
+     {"role": "user", "content": "b"}],
+    [{"role": "system", "content": ""}, {"role": "user", "content": "a"}],
+]
+
+
+@pytest.mark.parametrize("fmt", [CHATML, LLAMA3], ids=lambda f: f.name)
+def test_render_chat_is_what_ollama_renders_from_the_served_template(fmt):
+    """``mailvoice serve`` renders with chat.py alone; Ollama's rules on the TEMPLATE give the same text."""
+    for msgs in CHATS:
+        want = gotemplate.BOS.get(fmt.name, "") + gotemplate.render(
+            serving_template(fmt), gotemplate.chat_messages(msgs, model_system=SYSTEM_PROMPT))
+        assert fmt.render_chat(msgs) == want, msgs
+    assert fmt.render_chat(CHATS[0]) == fmt.render_prompt(USER)
+
+
+# ------------------------------------------------------------------------------- serve's HTTP front
+@pytest.fixture
+def serve_front(tmp_path):
+    from mailvoice.deploy.serve import MultiUserServer
+
+    srv = MultiUserServer(tmp_path / "base.gguf", {"emailai-a": tmp_path / "a.gguf", "emailai-b": tmp_path / "b.gguf"},
+                          llama_server=tmp_path / "llama-server")  # never started here
+    return srv
+
+
+def test_serve_front_answers_openai_shaped_errors(serve_front):
+    from starlette.testclient import TestClient
+
+    c = TestClient(serve_front.app())
+    assert [m["id"] for m in c.get("/v1/models").json()["data"]] == ["emailai-a", "emailai-b"]
+    assert c.get("/health").json() == {"status": "ok"}
+    assert c.get("/v1/nope").status_code == 404
+    r = c.post("/v1/chat/completions", content=b"{not json")
+    assert r.status_code == 400 and "not JSON" in r.json()["error"]["message"]
+    r = c.post("/v1/chat/completions", json={"model": "emailai-zz", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert c.post("/v1/chat/completions", json={"model": "emailai-a", "stream": True}).status_code == 400
+    assert c.post("/v1/chat/completions", json={"model": "emailai-a", "messages": []}).status_code == 400
+    assert c.post("/v1/embeddings", json={"model": "emailai-a"}).json()["error"]["code"] == "not_found"
+    # llama-server not running: a 502 with one line, not a crash
+    r = c.post("/v1/completions", json={"model": "emailai-a", "prompt": "hi"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "backend_error"
+
+
+def test_serve_front_asks_the_backend_for_that_users_adapter_and_prompt(serve_front, monkeypatch):
+    from starlette.testclient import TestClient
+
+    asked = []
+
+    def complete(prompt, **kw):  # llama-server /completion's answer fields (tools/server/README.md)
+        asked.append((prompt, kw))
+        return {"content": "Hi Sam", "stop_type": "eos", "tokens": [5, 6], "tokens_evaluated": 9, "tokens_predicted": 2}
+
+    monkeypatch.setattr(serve_front.backend, "complete", complete)
+    c = TestClient(serve_front.app())
+    r = c.post("/v1/chat/completions", json={"model": "emailai-b", "messages": CHATS[0], "max_tokens": 7, "stop": "X"}).json()
+    assert r["choices"][0]["message"]["content"] == "Hi Sam" and r["usage"]["total_tokens"] == 11
+    prompt, kw = asked[-1]
+    assert prompt == CHATML.render_prompt(USER)
+    assert kw["lora"] == [{"id": 0, "scale": 0.0}, {"id": 1, "scale": 1.0}]
+    assert kw["n_predict"] == 7 and kw["stop"] == [*CHATML.stop, "X"]
+
+
+def test_serve_listens_on_uvicorn_and_stops(serve_front, monkeypatch):
+    # the backend's own start/stop are llama-server's (tests/test_deploy_llama.py); here the front
+    monkeypatch.setattr(serve_front.backend, "start", lambda: serve_front.backend)
+    serve_front.port = 0
+    with serve_front as srv:
+        assert srv.port != 0
+        assert httpx.get(srv.url + "/health").json() == {"status": "ok"}
+        url = srv.url
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/health")
+
+
+def test_serve_refuses_a_taken_port_before_loading_the_model(serve_front):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        serve_front.port = taken.getsockname()[1]
+        with pytest.raises(MailvoiceError, match="cannot listen on 127.0.0.1:"):
+            serve_front.start()
+    assert serve_front.backend.proc is None  # llama-server was never started
 
 
 # ------------------------------------------------------------------------------- client ↔ test server

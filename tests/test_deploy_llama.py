@@ -19,11 +19,12 @@ from mailvoice.chat import CHATML, SYSTEM_PROMPT, instruction_for
 from mailvoice.cli import main
 from mailvoice.deploy import gguf as G
 from mailvoice.deploy.llama_server import LlamaServer
-from mailvoice.deploy.modelfile import ollama_prompt, serving_template
+from mailvoice.deploy.modelfile import serving_template
 from mailvoice.errors import MailvoiceError
 from mailvoice.tools import BINARIES, find_toolchain
 
 sys.path.insert(0, str(Path(__file__).parent))
+from fakes.gotemplate import ollama_prompt  # noqa: E402
 from fakes.ollama_server import FakeOllama  # noqa: E402
 from test_deploy import make_random_adapter  # noqa: E402
 

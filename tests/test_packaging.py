@@ -1,5 +1,6 @@
 """The install promises: pinned stack, guide files in place, shims that reach the package."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -21,12 +22,17 @@ def test_requirements_txt_mirrors_pyproject():
     assert req == deps
 
 
-def test_guide_files_exist():
-    for f in ["scripts/prepare-email-data.py", "scripts/finetune-lora.py", "scripts/evaluate-model.py",
-              "scripts/deploy-to-ollama.sh", "scripts/backup-training-data.sh", "scripts/restore-training-data.sh",
-              "scripts/cleanup-sensitive-data.sh", "configs/lora-config-8b.yaml", "configs/lora-config-70b.yaml",
-              "configs/requirements.txt", "data-samples/test-prompts.json"]:
-        assert (ROOT / f).is_file(), f
+def test_every_file_the_readme_and_docs_name_exists():
+    """The guide's commands are copied from README.md and docs/: a script, config, sample or bench
+    file they name that is renamed or dropped breaks them, so every one named must be here."""
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+    named = set(re.findall(r"\b(?:scripts|configs|data-samples|bench)/[\w./-]+\.(?:py|sh|yaml|json|txt|mbox)\b", text))
+    # the guide's seven shims, its two configs and its test prompts are among them
+    assert {"scripts/prepare-email-data.py", "scripts/finetune-lora.py", "scripts/evaluate-model.py",
+            "scripts/deploy-to-ollama.sh", "scripts/backup-training-data.sh", "scripts/restore-training-data.sh",
+            "scripts/cleanup-sensitive-data.sh", "configs/lora-config-8b.yaml", "configs/lora-config-70b.yaml",
+            "data-samples/test-prompts.json"} <= named
+    assert sorted(f for f in named if not (ROOT / f).is_file()) == []
 
 
 def test_python_shims_reach_the_package():

@@ -148,6 +148,35 @@ class ChatFormat:
             )
         raise ValueError(self.name)
 
+    def render_chat(self, messages: list[dict], system: str = SYSTEM_PROMPT) -> str:
+        """A whole chat up to the assistant's turn, as Ollama renders ``ollama_template`` for
+        /api/chat (``mailvoice serve`` answers that kind of call): the chat's system messages,
+        else ``system``, as the system turn; consecutive turns of one role merged with a blank
+        line (Ollama's ``template.collate``); BOS as the runtime's tokenizer adds it. Unlike
+        ``render_prompt``, nothing is trimmed: Ollama's TEMPLATE does not trim. Tests render
+        ``ollama_template`` with a Go-template reference and compare."""
+        turns: list[dict] = []
+        for m in messages:
+            role, content = m.get("role", "user"), m.get("content")
+            content = "" if content is None else str(content)
+            if turns and turns[-1]["role"] == role and role != "tool":
+                turns[-1]["content"] += "\n\n" + content
+            else:
+                turns.append({"role": role, "content": content})
+        given = [t["content"] for t in turns if t["role"] == "system"]
+        system = "\n\n".join(given) if given else system
+        turns = [t for t in turns if t["role"] != "system"]
+        if self.name == "chatml":
+            head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
+            body = "".join(f"<|im_start|>{t['role']}\n{t['content']}<|im_end|>\n" for t in turns)
+            return head + body + "<|im_start|>assistant\n"
+        if self.name == "llama3":
+            head = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                    f"Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n{system}<|eot_id|>")
+            body = "".join(f"<|start_header_id|>{t['role']}<|end_header_id|>\n\n{t['content']}<|eot_id|>" for t in turns)
+            return head + body + "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        raise ValueError(self.name)
+
     def render_reply(self, reply: str) -> str:
         if self.name == "llama3":
             reply = reply.strip()

@@ -3,7 +3,7 @@
 No Ollama binary can be installed here, and Ollama ≥ 0.30 serves every GGUF model through a
 llama.cpp ``llama-server`` subprocess (adapters via ``--lora``). So does this server: each model
 runs in a real ``llama-server`` started on first use, and prompts are rendered from the model's
-TEMPLATE with Ollama's rules (``mailvoice.deploy.gotemplate``: ``collate``, the SYSTEM message,
+TEMPLATE with Ollama's rules (``fakes.gotemplate``: ``collate``, the SYSTEM message,
 a generate prompt as the user message). Contract (ollama docs/api.md, docs/openapi.yaml):
 
 - ``GET /api/version`` → ``{"version": …}``.
@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailvoice.deploy.gotemplate import chat_messages, generate_messages, render  # noqa: E402
+from fakes.gotemplate import chat_messages, generate_messages, render  # noqa: E402
 from mailvoice.deploy.llama_server import LlamaServer  # noqa: E402
 
 _DIGEST = re.compile(r"^sha256[:-]([0-9a-f]{64})$")

@@ -14,18 +14,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ..chat import FORMATS, SYSTEM_PROMPT
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..chat import FORMATS
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, resolve_root
-from .gotemplate import chat_messages, render
 from .llama_server import LlamaServer
-from .modelfile import BOS, EMAIL_PARAMETERS, serving_template
+from .modelfile import EMAIL_PARAMETERS
 
 
 def shared_base_gguf(base_path: Path, root: Path, outtype: str = "f16") -> Path:
@@ -42,6 +48,9 @@ def shared_base_gguf(base_path: Path, root: Path, outtype: str = "f16") -> Path:
 
 
 class MultiUserServer:
+    """The llama-server backend plus the OpenAI-compatible front, on the gateway's ASGI stack
+    (Starlette + uvicorn, in a thread so ``with`` / ``wait`` work as before)."""
+
     def __init__(self, base_gguf: Path, loras: dict[str, Path], *, chat_format: str = "chatml",
                  host: str = "127.0.0.1", port: int = 8080, threads: int | None = None, llama_server: Path | None = None):
         if not loras:
@@ -50,11 +59,11 @@ class MultiUserServer:
 
         self.models = list(loras)
         self.fmt = FORMATS[chat_format]
-        self.template = serving_template(self.fmt)
         binary = llama_server or require_toolchain(binaries=("llama-server",), converters=False).bin("llama-server")
         self.backend = LlamaServer(binary, base_gguf, loras=list(loras.values()), threads=threads)
         self.host, self.port = host, port
-        self.httpd: ThreadingHTTPServer | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
         self._done = threading.Event()
 
     @classmethod
@@ -76,29 +85,40 @@ class MultiUserServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.httpd.server_address[1] if self.httpd else self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> MultiUserServer:
-        self.backend.start()
-        srv = self
-
-        class Handler(_Handler):
-            server_ref = srv
-
+        # The port first: a taken one fails at once, before the model is loaded.
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self.httpd = ThreadingHTTPServer((self.host, self.port), Handler)
+            sock.bind((self.host, self.port))
         except OSError as e:
-            self.backend.stop()
+            sock.close()
             raise MailvoiceError(f"cannot listen on {self.host}:{self.port}: {e.strerror}") from None
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.port = sock.getsockname()[1]
+        try:
+            self.backend.start()
+        except BaseException:
+            sock.close()
+            raise
+        # log_config=None, as the gateway: uvicorn's dictConfig would close the handlers already set up.
+        config = uvicorn.Config(self.app(), access_log=False, log_level="warning", log_config=None)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                self.stop()
+                raise MailvoiceError(f"cannot serve on {self.host}:{self.port}")
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
-        if self.httpd:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join()
+            self._server = self._thread = None
         self.backend.stop()
         self._done.set()
 
@@ -121,7 +141,8 @@ class MultiUserServer:
         return [{"id": i, "scale": 1.0 if i == idx else 0.0} for i in range(len(self.models))]
 
     def prompt_for(self, messages: list[dict]) -> str:
-        return BOS.get(self.fmt.name, "") + render(self.template, chat_messages(messages, model_system=SYSTEM_PROMPT))
+        """The prompt Ollama would render from the shipped TEMPLATE (``chat.py``'s one layout)."""
+        return self.fmt.render_chat(messages)
 
     def generate(self, model: str, prompt: str, body: dict) -> dict:
         opts = {}
@@ -137,64 +158,50 @@ class MultiUserServer:
             temperature=float(body.get("temperature", EMAIL_PARAMETERS["temperature"])), options=opts,
         )
 
+    # --------------------------------------------------------------------------------- HTTP
+    def app(self) -> Starlette:
+        """The OpenAI-compatible front (no access log: requests carry prompts)."""
+        return Starlette(routes=[Route("/{path:path}", self.handle, methods=["GET", "POST"])])
 
-class _Handler(BaseHTTPRequestHandler):
-    server_ref: MultiUserServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # never log prompts
-        pass
-
-    def _send(self, status: int, obj: dict):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, status: int, msg: str, code: str = "invalid_request_error"):
-        self._send(status, {"error": {"message": msg, "type": "invalid_request_error", "code": code}})
-
-    def do_GET(self):
-        s = self.server_ref
-        if self.path in ("/v1/models", "/models"):
-            return self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "mailvoice"} for m in s.models]})
-        if self.path == "/health":
-            return self._send(200, {"status": "ok"})
-        self._error(404, "not found", "not_found")
-
-    def do_POST(self):
-        s = self.server_ref
+    async def handle(self, request: Request) -> JSONResponse:
+        path = request.url.path
+        if request.method == "GET":
+            if path in ("/v1/models", "/models"):
+                return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "mailvoice"} for m in self.models]})
+            if path == "/health":
+                return JSONResponse({"status": "ok"})
+            return _error(404, "not found", "not_found")
         try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        except json.JSONDecodeError:
-            return self._error(400, "request body is not JSON")
+            body = json.loads(await request.body() or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "request body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "request body must be a JSON object")
         model = body.get("model")
-        if model not in s.models:
-            return self._error(404, f"model {model!r} not found; known: {', '.join(s.models)}", "model_not_found")
+        if model not in self.models:
+            return _error(404, f"model {model!r} not found; known: {', '.join(self.models)}", "model_not_found")
         if body.get("stream"):
-            return self._error(400, "stream=true is not supported by mailvoice serve")
-        if self.path in ("/v1/chat/completions", "/chat/completions"):
+            return _error(400, "stream=true is not supported by mailvoice serve")
+        if path in ("/v1/chat/completions", "/chat/completions"):
             msgs = body.get("messages")
             if not isinstance(msgs, list) or not msgs:
-                return self._error(400, "messages must be a non-empty list")
-            prompt, chat = s.prompt_for(msgs), True
-        elif self.path in ("/v1/completions", "/completions"):
+                return _error(400, "messages must be a non-empty list")
+            prompt, chat = self.prompt_for(msgs), True
+        elif path in ("/v1/completions", "/completions"):
             prompt, chat = body.get("prompt", ""), False
         else:
-            return self._error(404, "not found", "not_found")
+            return _error(404, "not found", "not_found")
         try:
-            r = s.generate(model, prompt, body)
+            r = await run_in_threadpool(self.generate, model, prompt, body)
         except MailvoiceError as e:
-            return self._error(502, str(e), "backend_error")
+            return _error(502, str(e), "backend_error")
         reason = "length" if r.get("stop_type") == "limit" else "stop"
         choice = {"index": 0, "finish_reason": reason}
         if chat:
             choice["message"] = {"role": "assistant", "content": r.get("content", "")}
         else:
             choice["text"] = r.get("content", "")
-        self._send(200, {
+        return JSONResponse({
             "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24],
             "object": "chat.completion" if chat else "text_completion",
             "created": int(time.time()), "model": model, "choices": [choice],
@@ -202,3 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
                       "total_tokens": r.get("tokens_evaluated", 0) + r.get("tokens_predicted", 0)},
             "mailvoice": {"tokens": r.get("tokens", [])},
         })
+
+
+def _error(status: int, msg: str, code: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": msg, "type": "invalid_request_error", "code": code}}, status_code=status)

@@ -1,10 +1,11 @@
-"""Render the subset of Go's text/template that our Ollama TEMPLATEs use.
+"""A reference renderer for the subset of Go's text/template that our Ollama TEMPLATEs use.
 
 Ollama renders a model's TEMPLATE with Go's text/template over ``.System``, ``.Prompt``,
-``.Response`` and ``.Messages`` (each with ``.Role`` / ``.Content``). The test Ollama server and
-``mailvoice serve`` render prompts with the very TEMPLATE string that ``chat.ChatFormat`` ships to
-Ollama, so what they feed llama.cpp is what a real Ollama would feed it; the tests compare that
-text (and its token ids) with ``ChatFormat.render_prompt``, the training layout.
+``.Response`` and ``.Messages`` (each with ``.Role`` / ``.Content``). The test Ollama server
+renders prompts with the very TEMPLATE string that ``chat.ChatFormat`` ships to Ollama, so what
+it feeds llama.cpp is what a real Ollama would feed it; the tests compare that text (and its
+token ids) with ``ChatFormat.render_prompt`` (training) and ``ChatFormat.render_chat``
+(``mailvoice serve``). Test-only: the package renders prompts with ``chat.py`` alone.
 
 Supported: ``{{ .Field }}``, ``{{ if .Field }}`` / ``{{ if eq|ne .Field "text" }}``…{{ else }}…{{ end }}``, ``{{ range .Messages }}…
 {{ end }}`` and the ``{{-`` / ``-}}`` whitespace trims. Anything else raises ``ValueError``.
@@ -13,6 +14,8 @@ Supported: ``{{ .Field }}``, ``{{ if .Field }}`` / ``{{ if eq|ne .Field "text" }
 from __future__ import annotations
 
 import re
+
+from mailvoice.chat import SYSTEM_PROMPT, ChatFormat
 
 _ACTION = re.compile(r"\{\{(-?)\s*(.*?)\s*(-?)\}\}", re.S)
 
@@ -151,3 +154,16 @@ def chat_messages(messages: list[dict], *, model_system: str = "") -> list[dict]
     if model_system and not any(m.get("role") == "system" for m in messages):
         return [{"role": "system", "content": model_system}, *messages]
     return list(messages)
+
+
+BOS = {"llama3": "<|begin_of_text|>"}  # added by the runtime's tokenizer, not by the TEMPLATE
+
+
+def ollama_prompt(template: str, fmt: ChatFormat, user: str, system: str = SYSTEM_PROMPT) -> str:
+    """What Ollama's /api/generate renders for ``user`` with this TEMPLATE and SYSTEM."""
+    return BOS.get(fmt.name, "") + render(template, generate_messages(user, system=None, model_system=system))
+
+
+def renders_like_training(template: str, fmt: ChatFormat) -> bool:
+    probe = "Write an email to Sam.\nSubject: probe"
+    return ollama_prompt(template, fmt, probe) == fmt.render_prompt(probe)
