@@ -23,6 +23,9 @@ except ImportError:  # pragma: no cover - another typer: its usage errors still 
     class _NoArgsIsHelp(Exception):
         pass
 
+# Each verb imports its stage (and rich, pydantic, torch, fsspec behind it) inside its function: the CLI
+# is one module, and `mailvoice --help` or a typo must not pay for every stage's stack.
+
 app = typer.Typer(
     name="mailvoice",
     help="Turn your sent email into a model that writes like you, prove it, and serve it.",

@@ -47,6 +47,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailvoice.errors import MailvoiceError
 from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source
+from mailvoice.sources.parse import parse_message
 
 log = logging.getLogger(__name__)
 
@@ -678,8 +679,6 @@ def fetch_bodies(conn: imaplib.IMAP4, uids: Sequence[int]) -> dict[int, bytes]:
 
 
 def _default_parser() -> Parser:
-    from mailvoice.sources.parse import parse_message
-
     return parse_message
 
 
