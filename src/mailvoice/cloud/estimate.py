@@ -23,8 +23,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..chat import format_for, pad_token_for
 from ..errors import MailvoiceError
+from ..models import PRESETS, resolve_base_model
+from ..train.run import TokenizeStats, load_tokenizer, tokenize_rows
 from ..workspace import read_jsonl, resolve_root, write_json
+
+# heavy: transformers (a local tokenizer for the count) is imported when it is needed.
 
 # GPU class → (prior tokens/s for an 8B QLoRA run, typical $/h, GPU memory GiB, default disk GB)
 GPUS: dict[str, dict] = {
@@ -95,8 +100,6 @@ def count_tokens(cfg, data_dir: Path) -> tuple[int, int, str]:
     except Exception:
         tok_fmt = None
     if tok_fmt is not None:
-        from ..train.run import TokenizeStats, tokenize_rows
-
         stats = TokenizeStats()
         tokenize_rows(tok_fmt[0], tok_fmt[1], rows, cfg.model_max_length, stats)
         return stats.rows, stats.tokens, "exact"
@@ -106,17 +109,12 @@ def count_tokens(cfg, data_dir: Path) -> tuple[int, int, str]:
 
 def _local_tokenizer(base_model: str):
     """The base model's tokenizer when it is on this machine (a folder, a preset, the HF cache)."""
-    from ..models import PRESETS
 
     p = Path(base_model).expanduser()
     if base_model in PRESETS or p.is_dir():
-        from ..train.run import load_tokenizer
-        from ..models import resolve_base_model
-
         return load_tokenizer(resolve_base_model(base_model))
     from transformers import AutoTokenizer
 
-    from ..chat import format_for, pad_token_for
 
     tok = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
     tok.pad_token = pad_token_for(tok)

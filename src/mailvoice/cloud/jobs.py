@@ -15,6 +15,7 @@ import secrets as _secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,13 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import MailvoiceError
+from ..models import PRESETS
+from ..rag.index import INDEX_DIR, find_index
+from ..train.config import load_config
+from ..vault import backup, list_backups, restore, storage_options
+from ..vault import keys as vkeys
 from ..vault.keys import ENV_RECIPIENTS
-from ..workspace import make_private_dir, user_space, validate_user_id, write_json
+from ..workspace import make_private_dir, resolve_root, user_space, validate_user_id, write_json
 from . import remote, sky
 from .estimate import Estimate, check_gpu, estimate_cost, record_throughput
 from .task import TaskSpec, build_task, dump_task
@@ -55,8 +61,6 @@ def dest_url(bucket: str) -> str:
 
 
 def _storage(url: str):
-    from ..vault import storage_options
-
     return storage_options(url) if url.startswith(("s3://", "s3a://")) else None
 
 
@@ -70,7 +74,6 @@ def build_wheel(out_dir: Path) -> Path:
     root = _source_root()
     if root is None:
         raise MailvoiceError(f"not running from a source checkout: pass --install 'mailvoice=={__version__}' or a pip spec")
-    import tempfile
 
     make_private_dir(out_dir)
     with tempfile.TemporaryDirectory(prefix="mailvoice-wheel-") as tmp:
@@ -91,7 +94,6 @@ def build_wheel(out_dir: Path) -> Path:
 def training_files(cfg, data_dir: Path) -> list[str]:
     """The files of ``data/`` a GPU host trains from (names relative to it): the config's train
     and val files and the retrieval index of a ``prepare --rag`` dataset. All scrubbed."""
-    from ..rag.index import INDEX_DIR, find_index
 
     names = [cfg.train_file]
     if cfg.val_file and (Path(data_dir) / cfg.val_file).is_file():
@@ -113,8 +115,6 @@ class Keys:
 
 
 def resolve_keys(recipients: list[str] | None, identity_file, bucket: str, base_model: str) -> Keys:
-    from ..vault import keys as vkeys
-
     recips = list(recipients or []) or [r for r in os.environ.get(ENV_RECIPIENTS, "").split(",") if r.strip()]
     names: list[str] = []
     env: dict[str, str] = {}
@@ -141,7 +141,6 @@ def resolve_keys(recipients: list[str] | None, identity_file, bucket: str, base_
             if not os.environ.get(n):
                 missing.append(n)
         names += [n for n in S3_OPTIONAL_SECRETS if os.environ.get(n)]
-    from ..models import PRESETS
 
     if base_model not in PRESETS and not base_model.startswith(("/", ".", "~")) and os.environ.get("HF_TOKEN"):
         names.append("HF_TOKEN")  # gated weights (Llama) on the host
@@ -198,8 +197,6 @@ def prepare(
     dry_run: bool = False,
 ) -> LaunchPlan:
     """Everything before ``sky jobs launch``: estimate, dataset upload, task YAML, its validation."""
-    from ..train.config import load_config
-    from ..vault import backup
 
     space = user_space(user_id, workspace)
     if not space.exists():
@@ -331,8 +328,6 @@ def launch_many(
 
 
 def list_records(user_id: str | None = None, workspace=None) -> list[dict]:
-    from ..workspace import resolve_root
-
     root = resolve_root(workspace)
     users = [user_id] if user_id else sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     out = []
@@ -425,7 +420,6 @@ def fetch(
     """Restore the job's final adapter here; then, per the retention policy, delete the remote
     dataset and checkpoint backups of the job (the final-model backup stays unless
     ``delete_remote_model``; ``keep_remote`` deletes nothing)."""
-    from ..vault import list_backups, restore
 
     if bucket and job:
         rec = {"job": job, "user_id": user_id, "bucket": dest_url(bucket)}

@@ -33,9 +33,14 @@ import sys
 from pathlib import Path
 
 from ..errors import MailvoiceError
+from ..train.config import load_config
+from ..train.run import find_checkpoint, train
+from ..vault import backup, list_backups, make_checkpoint_hook, restore, storage_options
 from ..vault.keys import ENV_RECIPIENTS
 from ..workspace import user_space
 from . import remote
+
+# heavy: transformers and torch are imported when training starts on the host.
 
 EXIT_RETRY = 75  # EX_TEMPFAIL: stopped cleanly, state uploaded; SkyPilot restarts the job on it
 ENV_TEST_KILL = "MAILVOICE_TEST_KILL_AT_STEP"
@@ -71,14 +76,10 @@ def _gpu_name() -> str:
 
 
 def _storage(bucket: str):
-    from ..vault import storage_options
-
     return storage_options(bucket) if bucket.startswith(("s3://", "s3a://")) else None
 
 
 def _pick_data_backup(bucket: str, user_id: str, so, backup_id: str | None) -> str:
-    from ..vault import list_backups
-
     full = [b for b in list_backups(user_id, bucket, storage_options=so)
             if b.kind == "full" and "data" in (b.manifest or {}).get("parts", [])]
     if backup_id:
@@ -101,9 +102,6 @@ def run(
     workspace: str | os.PathLike | None = None,
     keep_checkpoints: int = 2,
 ) -> int:
-    from ..train.config import load_config
-    from ..train.run import find_checkpoint, train
-    from ..vault import backup, make_checkpoint_hook, restore
 
     so = _storage(bucket)
     space = user_space(user_id, workspace).ensure()

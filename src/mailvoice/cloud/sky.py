@@ -11,15 +11,20 @@ from the script's ``#!`` line, or ``$MAILVOICE_SKY_PYTHON``) loads our YAML with
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ..errors import MailvoiceError
+
+# optional: SkyPilot (`sky`) is imported when used; it is not a dependency of mailvoice.
 
 ENV_SKY = "MAILVOICE_SKY"
 ENV_SKY_PYTHON = "MAILVOICE_SKY_PYTHON"
@@ -80,10 +85,6 @@ def load_task(yaml_path: Path) -> dict | None:
     else:
         cmd = None
     if cmd is None:
-        import contextlib
-        import io
-        import sys
-
         buf, argv = io.StringIO(), sys.argv
         try:
             sys.argv = ["-", str(yaml_path)]

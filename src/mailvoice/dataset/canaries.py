@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from ..workspace import write_json
+
 CANARY_FILE = "canaries.json"
 SECRET_DIGITS = 6
 # One place per canary, so prefixes are unique and a secret can be asked for by its prefix.
@@ -93,8 +95,6 @@ def plant(examples: Sequence, n: int, *, repeats: int = 4, seed: int = 42) -> tu
 
 
 def write_canaries(path: Path, canaries: Sequence[Canary], *, repeats: int) -> Path:
-    from ..workspace import write_json
-
     return write_json(Path(path), {"repeats": repeats, "canaries": [c.to_dict() for c in canaries]})
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..clean import Extraction, extract_author_text, html_to_text, learn_signatures
 from ..errors import MailvoiceError
+from ..sources import parse_message
 from ..sources.record import MailRecord
 from ..workspace import write_json
 from .pii import protected_names, scrub
@@ -87,7 +88,6 @@ def training_view(rec: MailRecord, profile: CleanProfile, ex: Extraction | None 
 def preview_eml(raw: bytes, *, source: str, profile: CleanProfile | None = None) -> TrainingView:
     """One .eml as training would see it. Without a profile (no ``--user-id``) nothing was learned:
     no signatures, and only the sender's own name is protected, as ``prepare`` protects the user's."""
-    from ..sources import parse_message
 
     rec = parse_message(raw, source=source)
     if profile is None:

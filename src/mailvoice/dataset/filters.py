@@ -17,6 +17,8 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+# heavy: py3langid and datasketch (numpy) are imported when the filter first runs.
+
 DETECT_LANGUAGES = (
     "en", "de", "fr", "es", "it", "nl", "pt", "sv", "da", "no", "fi", "pl", "cs", "ro", "hu",
     "tr", "ru", "uk", "el", "ja", "zh", "ko", "ar", "he", "hi",

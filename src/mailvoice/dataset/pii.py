@@ -47,6 +47,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+# heavy: presidio, detect-secrets, tldextract and phonenumbers are imported when the scrubber is built.
+
 _WEAK = "SECRET_WEAK"  # high-entropy guess: reported as SECRET, loses to any typed detection
 LABELS = ("EMAIL", "PHONE", "CARD", "SSN", "IBAN", "BANK", "DOB", "IP", "SECRET", "URL")
 # When two detections overlap, the longer wins; on equal length, the earlier in this order.

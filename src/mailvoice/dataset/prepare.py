@@ -14,9 +14,15 @@ import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.utils import parseaddr
 from pathlib import Path
 
 from ..errors import MailvoiceError
+from ..redact import redact_url
+from ..sources import Source, SourceStats, open_source, read_records, read_sources, write_records
+from ..sources.imap import open_imap
+from ..sources.parse import header_problem
 from .build import DatasetOptions, build_dataset
 
 
@@ -49,8 +55,6 @@ def prepare(
 
 
 def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, notice, staging) -> PrepareResult:
-    from ..sources import SourceStats, read_sources, write_records
-
     state = out_dir / IMAP_STATE
     staged_state = staging / IMAP_STATE
     if state.is_file():
@@ -98,18 +102,12 @@ IMAP_STATE = "imap-state.json"
 
 
 def _open(spec: str, state_path: Path):
-    from ..sources import open_source
-
     if spec.startswith(("imap://", "imaps://")):
-        from ..sources.imap import open_imap
-
         return open_imap(spec, state_path=state_path)
     return open_source(spec)
 
 
 def _previous_records_source(path: Path):
-    from ..sources import Source
-
     class PreviousRecords(Source):
         """The records an earlier run kept: already the user's own, so they bypass the filters."""
 
@@ -119,8 +117,6 @@ def _previous_records_source(path: Path):
             return iter(())
 
         def records(self, *, user_emails, stats):
-            from ..sources import read_records
-
             for rec in read_records(path):
                 stats.seen += 1
                 yield rec
@@ -144,11 +140,6 @@ def _most_frequent_sender(opened) -> str:
 
 
 def _from_of(raw) -> str:
-    from email.parser import BytesHeaderParser
-    from email.utils import parseaddr
-
-    from ..sources.parse import header_problem
-
     if raw.error or not raw.data or header_problem(raw.data):  # the caps hold here too
         return ""
     head = BytesHeaderParser().parsebytes(raw.data)
@@ -157,6 +148,5 @@ def _from_of(raw) -> str:
 
 def _redact(spec: str) -> str:
     """Drop credentials, query and fragment from URLs before they reach a manifest."""
-    from ..redact import redact_url
 
     return redact_url(spec)

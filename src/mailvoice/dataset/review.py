@@ -24,10 +24,12 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ..clean import extract_author_text, learn_signatures
 from ..errors import MailvoiceError
+from ..sources.jsonl import read_records
 from ..workspace import write_text
 
 MANIFEST = "dataset_alpaca.json"
@@ -129,9 +131,6 @@ def _removed_zones(dataset_dir: Path, wanted: set[str]) -> dict[str, tuple[Remov
     path = dataset_dir / RECORDS
     if not path.is_file():
         return None
-    from ..clean import extract_author_text, learn_signatures
-    from ..sources.jsonl import read_records
-
     records = list(read_records(path))
     signatures = learn_signatures([r.text or "" for r in records])  # the same input build.py learns from
     out: dict[str, tuple[RemovedZone, ...]] = {}
@@ -192,8 +191,6 @@ def _date(iso: str | None) -> str:
     if not iso:
         return "no date"
     try:
-        from datetime import datetime
-
         d = datetime.fromisoformat(str(iso))
         return (d.astimezone(UTC) if d.tzinfo else d).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:

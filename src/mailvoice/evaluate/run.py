@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import samples
 from ..errors import MailvoiceError
 from ..workspace import read_jsonl, write_json
 from .generate import (GenOptions, generate, load_prompts, load_tuned, reply_perplexity, resolve_adapter,
@@ -41,9 +42,7 @@ class EvalResult:
 
 # ------------------------------------------------------------------------------------ control corpus
 def bundled_control() -> Path | None:
-    from ..demo import repo_root
-
-    p = repo_root() / "data-samples" / "mailboxes" / "contrast-sent.mbox"
+    p = samples.locate(*samples.CONTRAST_MBOX)  # package data: found from a wheel too
     return p if p.is_file() else None
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from ..errors import MailvoiceError
 from ..workspace import atomic_open, make_private_dir, read_jsonl, write_json, write_jsonl
 
+# heavy: numpy, bm25s and sentence-transformers are imported when an index is built or loaded.
+
 RETRIEVERS = ("bm25", "minilm")
 INDEX_DIR = "retrieval"
 DOCS_FILE, META_FILE, EMB_FILE = "docs.jsonl", "index.json", "embeddings.npy"

@@ -20,9 +20,13 @@ from pathlib import Path
 
 from mailvoice.errors import MailvoiceError, NotAvailableYet
 from mailvoice.sources.base import MAX_MESSAGE_BYTES, SKIP_REASONS, RawMail, Source, SourceStats, open_regular
+from mailvoice.sources.eml import EmlSource
 from mailvoice.sources.filters import DROP_REASONS, normalise_emails
 from mailvoice.sources.jsonl import read_records, write_records
+from mailvoice.sources.maildir import MaildirSource, is_maildir
+from mailvoice.sources.mbox import MboxSource
 from mailvoice.sources.parse import BadMessage, parse_message
+from mailvoice.sources.pst import PstSource
 from mailvoice.sources.record import MailRecord
 
 __all__ = [
@@ -55,18 +59,11 @@ def _local(kind: str) -> Callable[[str], Source]:
         p = Path(os.path.expanduser(path))
         _check_local(p)
         if kind == "mbox":
-            from mailvoice.sources.mbox import MboxSource
-
             return MboxSource(p)
         if kind == "maildir":
-            from mailvoice.sources.maildir import MaildirSource
-
             return MaildirSource(p)
         if kind == "eml":
-            from mailvoice.sources.eml import EmlSource
-
             return EmlSource(p)
-        from mailvoice.sources.pst import PstSource
 
         return PstSource(p)
 
@@ -101,7 +98,6 @@ def _remote(scheme: str, spec: str) -> Source:
 
 def _sniff(p: Path) -> str:
     """Which local kind a path is. Raises MailvoiceError when it cannot tell."""
-    from mailvoice.sources.maildir import is_maildir
 
     if p.is_dir():
         return "maildir" if is_maildir(p) else "eml"

@@ -1,4 +1,5 @@
-"""What every source shares: the counters, the raw-message envelope, the ``Source`` base class.
+"""What every source shares: the ``Source`` base class and safe file reading (the counters and the
+raw-message envelope live in ``record.py``).
 
 A source yields ``RawMail`` (the bytes of one RFC 5322 message plus the labels it knows); the
 default ``Source.records`` parses each one, drops what the user did not author, and yields
@@ -10,14 +11,13 @@ from __future__ import annotations
 import abc
 import os
 import stat
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.record import MailRecord
+from mailvoice.sources.filters import process_raw
+from mailvoice.sources.record import MailRecord, RawMail, SourceStats  # noqa: F401  (re-exported)
 
 #: Messages larger than this are skipped (counted as ``malformed`` / ``too_large``) without
 #: being held in memory: the readers stop buffering once a message passes it.
@@ -101,48 +101,6 @@ def raw_from_file(path: Path, max_bytes: int, labels: tuple[str, ...] = (), *,
     return RawMail(b"", labels, error="too_large") if data is None else RawMail(data, labels)
 
 
-@dataclass
-class SourceStats:
-    """Counts for one ingest. ``seen == kept + sum(dropped.values())`` once a run is finished.
-
-    ``dropped`` is keyed by reason (``not_from_user``, ``no_sent_label``, ``auto_submitted``, ``bulk``,
-    ``calendar``, ``delivery_report``, ``chat``, ``duplicate``, ``malformed``, ``no_body``);
-    ``errors`` counts problems met on the way, fatal to a message or not (``charset_unknown``,
-    ``charset_undecodable``, ``parser_error``, …; the ``SKIP_REASONS`` codes such as
-    ``not_regular_file`` or ``header_too_large`` say why a message was never parsed).
-    """
-
-    seen: int = 0
-    kept: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] += 1
-
-    def error(self, code: str) -> None:
-        self.errors[code] += 1
-
-    def as_dict(self) -> dict:
-        return {
-            "seen": self.seen,
-            "kept": self.kept,
-            "dropped": dict(sorted(self.dropped.items())),
-            "errors": dict(sorted(self.errors.items())),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RawMail:
-    """One message as a source read it. ``error`` is set (and ``data`` empty) when the source
-    could not get the bytes (``too_large``, ``unreadable``, ``vanished``): the pipeline counts
-    it as ``malformed`` and moves on."""
-
-    data: bytes
-    labels: tuple[str, ...] = ()
-    error: str | None = None
-
-
 class Source(abc.ABC):
     """A place mail comes from. ``name`` goes into ``MailRecord.source``: never put secrets in it."""
 
@@ -155,8 +113,6 @@ class Source(abc.ABC):
 
     def records(self, *, user_emails: frozenset[str], stats: SourceStats) -> Iterator[MailRecord]:
         """Parse and filter ``iter_raw``; counts ``seen`` and every drop except ``duplicate``."""
-        from mailvoice.sources.filters import process_raw
-
         for raw in self.iter_raw():
             stats.seen += 1
             if raw.error is not None:

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Sequence
 from email.message import EmailMessage
 
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.base import SourceStats
 from mailvoice.sources.parse import (
     BadMessage,
     RawHeaders,
@@ -33,7 +32,7 @@ from mailvoice.sources.parse import (
     merge_labels,
     parse_bytes,
 )
-from mailvoice.sources.record import MailRecord
+from mailvoice.sources.record import MailRecord, SourceStats
 
 DROP_REASONS = (
     "not_from_user",

@@ -46,6 +46,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from mailvoice.errors import MailvoiceError
 from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source
+from mailvoice.sources.parse import parse_message
 
 log = logging.getLogger(__name__)
 
@@ -544,8 +545,6 @@ def fetch_bodies(client: IMAPClient, uids: Sequence[int]) -> dict[int, bytes]:
 
 
 def _default_parser() -> Parser:
-    from mailvoice.sources.parse import parse_message
-
     return parse_message
 
 

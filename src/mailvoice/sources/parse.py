@@ -21,8 +21,7 @@ from email.policy import EmailPolicy
 
 from mailvoice.controls import strip_controls
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.base import SourceStats
-from mailvoice.sources.record import MailRecord
+from mailvoice.sources.record import MailRecord, SourceStats
 
 
 class BadMessage(MailvoiceError):

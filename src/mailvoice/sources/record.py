@@ -1,6 +1,8 @@
-"""The one normalised record every source emits and the cleaning stage reads.
+"""The types every source stage shares: the normalised record every source emits and the cleaning
+stage reads (``MailRecord``), the raw envelope a source yields (``RawMail``), the counters
+(``SourceStats``). Nothing here imports another source module, so any of them can import it.
 
-Stored one JSON object per line in ``<user>/data/records.jsonl``. Field meanings:
+``MailRecord`` is stored one JSON object per line in ``<user>/data/records.jsonl``. Field meanings:
 
 - ``message_id``: the RFC 5322 Message-ID without angle brackets; the dedupe key across
   sources. When a message has none, a ``sha256:<hex>`` of its raw bytes stands in.
@@ -21,6 +23,7 @@ Stored one JSON object per line in ``<user>/data/records.jsonl``. Field meanings
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 
 SCHEMA_VERSION = 1
@@ -58,3 +61,45 @@ class MailRecord:
     @classmethod
     def from_json(cls, line: str) -> MailRecord:
         return cls.from_dict(json.loads(line))
+
+
+@dataclass
+class SourceStats:
+    """Counts for one ingest. ``seen == kept + sum(dropped.values())`` once a run is finished.
+
+    ``dropped`` is keyed by reason (``not_from_user``, ``no_sent_label``, ``auto_submitted``, ``bulk``,
+    ``calendar``, ``delivery_report``, ``chat``, ``duplicate``, ``malformed``, ``no_body``);
+    ``errors`` counts problems met on the way, fatal to a message or not (``charset_unknown``,
+    ``charset_undecodable``, ``parser_error``, …; the ``SKIP_REASONS`` codes such as
+    ``not_regular_file`` or ``header_too_large`` say why a message was never parsed).
+    """
+
+    seen: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+
+    def error(self, code: str) -> None:
+        self.errors[code] += 1
+
+    def as_dict(self) -> dict:
+        return {
+            "seen": self.seen,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "errors": dict(sorted(self.errors.items())),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RawMail:
+    """One message as a source read it. ``error`` is set (and ``data`` empty) when the source
+    could not get the bytes (``too_large``, ``unreadable``, ``vanished``): the pipeline counts
+    it as ``malformed`` and moves on."""
+
+    data: bytes
+    labels: tuple[str, ...] = ()
+    error: str | None = None
