@@ -84,7 +84,8 @@ def test_gate_exits_3_and_deploy_require_eval_refuses(tiny_eval, capsys, tmp_pat
 def test_missing_test_data_is_a_clear_error(tiny_eval, capsys, tmp_path):
     rc = main(["evaluate", "--model", str(tiny_eval["run"].final_dir), "--test-data", str(tmp_path / "nope.json"),
                "--output", str(tmp_path / "r.json")])
-    assert rc == 1 and "test data not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 1 and "--test-data" in err and "no such file" in err
 
 
 @pytest.mark.skipif(not chromium(), reason="chromium not installed (apt-get install chromium)")
