@@ -154,7 +154,10 @@ def test_server_down_is_one_clear_line():
 
 @pytest.mark.parametrize("raw,want", [
     (None, "http://127.0.0.1:11434"), ("0.0.0.0", "http://0.0.0.0:11434"), ("http://h:1234/api", "http://h:1234"),
-    ("https://ollama.example/", "https://ollama.example:11434"), ("h:99", "http://h:99"),
+    ("https://ollama.example/", "https://ollama.example"), ("h:99", "http://h:99"),
+    ("https://ai.calldata.app/api", "https://ai.calldata.app"), ("http://gpu-box", "http://gpu-box:11434"),
+    ("http://proxy.lan/ollama/api", "http://proxy.lan/ollama"), ("http://[::1]", "http://[::1]:11434"),
+    ("https://h:8443/api", "https://h:8443"),
 ])
 def test_ollama_url_forms(raw, want, monkeypatch):
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
