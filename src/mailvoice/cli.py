@@ -67,7 +67,7 @@ def prepare(
     instructions: Annotated[str, typer.Option("--instructions", help="heuristic (default) or llm (an LLM writes each instruction from the scrubbed email).")] = "heuristic",
     llm_url: Annotated[Optional[str], typer.Option("--llm-url", help="--instructions llm: an OpenAI-compatible (/v1/chat/completions) or Ollama (/api/chat; a URL ending /api or on port 11434) endpoint.")] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="--instructions llm: the endpoint's model, or without --llm-url a local model (preset, folder or HF id).")] = None,
-    emailai_format: Annotated[bool, typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt.")] = False,
+    emailai_format: Annotated[Optional[str], typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt: fork (EmailAI as shipped) or upstream (inbox-zero's newer prompt).")] = None,
     plant_canaries: Annotated[int, typer.Option("--plant-canaries", min=0)] = 0,
     rag: Annotated[Optional[str], typer.Option("--rag", help="Put your k most similar past emails in every prompt: bm25 or minilm (docs/rag.md).")] = None,
     rag_k: Annotated[int, typer.Option("--rag-k", help="--rag: past emails per prompt.")] = 3,
@@ -89,6 +89,10 @@ def prepare(
         from .rag import RagOptions
 
         RagOptions(rag, rag_k, rag_max_chars)  # a bad --rag value fails before any mail is read
+    if emailai_format is not None:
+        from .dataset.emailai_format import variant
+
+        variant(emailai_format)  # fork or upstream, checked before any mail is read
     space = _space(user_id, workspace)
     out = output or space.data
     with ui.step("reading and cleaning mail"):

@@ -446,12 +446,15 @@ NUDGE_SYSTEM_HINT = "You are an expert at writing follow-up emails"
 NUDGE_MARKER = "Write a brief follow-up email to politely nudge for a response."
 
 
-def _thread_between(text: str, end_marker: str):
+def _thread_between(text: str, end_marker: str, system: str = ""):
+    """(head, thread, tail, escaped?) around the thread; fields are taken as escaped (upstream's
+    ``he.escape``) when the layout is upstream's current one or the system text is upstream's."""
     start = text.find(THREAD_MARKER)
     end = text.rfind(end_marker)
     if start < 0 or end < start:
         return None
     chunks, escaped = _split_emails(text[start + len(THREAD_MARKER): end])
+    escaped = escaped or variant_of_system(system) == "upstream"
     thread = [_parse_email(c, escaped=escaped) for c in chunks]
     return (text[:start], thread, text[end + len(end_marker):], escaped) if thread else None
 
@@ -480,7 +483,7 @@ def parse_emailai_request(messages: Sequence[dict], *, require_system: bool = Fa
         return None
     if require_system and DRAFT_SYSTEM_HINT not in system:
         return None
-    found = _thread_between(text, REPLY_MARKER)
+    found = _thread_between(text, REPLY_MARKER, system)
     if found is None:
         return None
     head, thread, tail, escaped = found
@@ -523,7 +526,7 @@ def parse_nudge_request(messages: Sequence[dict]) -> ParsedDraftRequest | None:
     text, system = _user_and_system(messages)
     if text is None or NUDGE_SYSTEM_HINT not in system or NUDGE_MARKER not in text:
         return None
-    found = _thread_between(text, NUDGE_MARKER)
+    found = _thread_between(text, NUDGE_MARKER, system)
     if found is None:
         return None
     _, thread, tail, escaped = found

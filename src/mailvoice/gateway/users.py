@@ -39,18 +39,31 @@ class Route:
     reason: str  # voice | no-user | ambiguous-email | no-model | gate-failed | no-evaluation
     retrieval: str | None = None  # the adapter's retrieval index (prepare --rag): used in its prompts
     prompt: str = "instruction"  # "emailai": the adapter learned EmailAI's own prompt (train_emailai.jsonl)
+    emailai_variant: str = "fork"  # which EmailAI prompt it learned (emailai_format.VARIANTS), for prompt="emailai"
 
 
-def adapter_prompt(adapter) -> tuple[str | None, str]:
-    """(retrieval folder, prompt style) the adapter was trained with, from the files it carries."""
+def adapter_prompt(adapter) -> tuple[str | None, str, str]:
+    """(retrieval folder, prompt style, EmailAI variant) the adapter was trained with, from the
+    files it carries; the variant is read off the first training row's system text."""
     if not adapter:
-        return None, "instruction"
+        return None, "instruction", "fork"
     from ..evaluate.generate import trained_on
     from ..rag.index import find_index
 
     idx = find_index(Path(adapter))
-    style = "emailai" if "emailai" in str(trained_on(Path(adapter)) or "") else "instruction"
-    return (str(idx) if idx else None), style
+    train_file = trained_on(Path(adapter))
+    style = "emailai" if "emailai" in str(train_file or "") else "instruction"
+    return (str(idx) if idx else None), style, _emailai_variant(train_file) if style == "emailai" else "fork"
+
+
+def _emailai_variant(train_file) -> str:
+    from ..dataset.emailai_format import DEFAULT_VARIANT, variant_of_system
+
+    try:
+        with open(train_file) as fh:
+            return variant_of_system(json.loads(fh.readline())["messages"][0]["content"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return DEFAULT_VARIANT
 
 
 def load_users_map(path: Path | None) -> dict[str, str]:
