@@ -15,7 +15,7 @@ import pytest
 from mailvoice.chat import CHATML, FORMATS, LLAMA3, SYSTEM_PROMPT, instruction_for
 from mailvoice.cli import main
 from mailvoice.deploy import gotemplate
-from mailvoice.deploy.emailai import env_lines, update_env_file
+from mailvoice.deploy.emailai import env_lines, gateway_command, update_env_file, with_token
 from mailvoice.deploy.modelfile import (
     EMAIL_PARAMETERS,
     ollama_parameters,
@@ -253,8 +253,26 @@ def test_disk_space_check_is_one_line(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------- EmailAI + registry + vLLM
+def test_env_lines_default_to_the_gateway_and_single_user_is_named():
+    """EmailAI's one global model serves every call of every user: the default set-up points it at
+    the gateway with the base model; the voice model as that one model only with --single-user."""
+    v = env_lines("emailai-dana", "http://gpu-box:11434", base_model="smollm2:135m-instruct-fp16")
+    assert v == {"DEFAULT_LLM_PROVIDER": "ollama", "OLLAMA_BASE_URL": "http://127.0.0.1:11435/api",
+                 "NEXT_PUBLIC_OLLAMA_MODEL": "smollm2:135m-instruct-fp16", "OLLAMA_MODEL": "smollm2:135m-instruct-fp16"}
+    assert gateway_command("http://gpu-box:11434") == "mailvoice gateway --upstream http://gpu-box:11434"
+    # a gateway other machines reach: a token, in the URL path (EmailAI's provider sends no headers)
+    v = env_lines("emailai-dana", "gpu-box", base_model="b", gateway_url="http://gw.lan:8080")
+    assert v["OLLAMA_BASE_URL"] == "http://gw.lan:8080/t/<token>/api"
+    assert gateway_command("gpu-box", "http://gw.lan:8080") == (
+        "mailvoice gateway --upstream http://gpu-box:11434 --host 0.0.0.0 --port 8080 --token-env MAILVOICE_GATEWAY_TOKEN")
+    assert with_token(v, {"MAILVOICE_GATEWAY_TOKEN": "tok"})["OLLAMA_BASE_URL"] == "http://gw.lan:8080/t/tok/api"
+    assert with_token(v, {}) == v
+    assert env_lines("emailai-dana", None, base_model="b", gateway_url="https://ai.calldata.app/api")[
+        "OLLAMA_BASE_URL"] == "https://ai.calldata.app/t/<token>/api"
+
+
 def test_env_lines_and_env_file_update(tmp_path):
-    v = env_lines("emailai-dana", "http://gpu-box:11434")
+    v = env_lines("emailai-dana", "http://gpu-box:11434", setup="single-user")
     assert v == {"DEFAULT_LLM_PROVIDER": "ollama", "OLLAMA_BASE_URL": "http://gpu-box:11434/api",
                  "NEXT_PUBLIC_OLLAMA_MODEL": "emailai-dana", "OLLAMA_MODEL": "emailai-dana"}
     env = tmp_path / ".env"

@@ -344,6 +344,8 @@ def deploy(
     require_eval: Annotated[bool, typer.Option("--require-eval", help="Refuse a model whose last evaluation failed or is missing.")] = False,
     target: Annotated[str, typer.Option("--target", help="ollama or vllm.")] = "ollama",
     user_email: Annotated[list[str], typer.Option("--user-email", help="The EmailAI account address(es) this user drafts as, for `mailvoice gateway`; repeatable (default: the sender addresses of the prepared mail).")] = [],
+    gateway_url: Annotated[Optional[str], typer.Option("--gateway-url", help="Where EmailAI reaches `mailvoice gateway` (default http://127.0.0.1:11435).")] = None,
+    single_user: Annotated[bool, typer.Option("--single-user", help="Print the one-model set-up instead of the gateway's: EVERY AI call of EVERY EmailAI user goes to this voice model.")] = False,
     workspace: Workspace = None,
 ):
     """Turn the adapter into the Ollama model emailai-<user-id>, check it answers and stops, register it."""
@@ -370,7 +372,8 @@ def deploy(
     if target != "ollama":
         raise MailvoiceError(f"unknown --target {target!r}: use ollama or vllm")
     opts = DeployOptions(mode="adapter" if adapter else "merged", quantize=quantize, ollama_url=ollama_url,
-                         dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics, emails=emails)
+                         dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics, emails=emails,
+                         setup="single-user" if single_user else "gateway", gateway_url=gateway_url)
     with ui.step("deploying"):
         res = run_deploy(model, user_id, space, opts, log=ui.notice)
     if dry_run:
@@ -382,9 +385,17 @@ def deploy(
         ui.out.print(f"  then: ollama create {res.model} -f {res.modelfile}")
     else:
         ui.out.print(f"[green]deployed[/] {res.model} ({res.mode}) on {res.record['ollama_url']}: answered the probe and stopped")
-    ui.out.print("EmailAI settings (.env):" + (f" written to {env_file}" if env_file and not dry_run else ""))
-    from .deploy.emailai import render_env
+    from .deploy.emailai import SINGLE_USER_WARNING, TOKEN_ENV, needs_token, render_env
 
+    if single_user:
+        ui.notice(SINGLE_USER_WARNING)
+    else:
+        ui.out.print(f"run the gateway (every user's drafts in their voice, everything else on the base model):\n  "
+                     f"{res.gateway_command}")
+        if needs_token(gateway_url):
+            ui.out.print(f"  with the token in ${TOKEN_ENV}; EmailAI sends no headers, so it goes in OLLAMA_BASE_URL's "
+                         "path where <token> stands (or let a reverse proxy add 'Authorization: Bearer', docs/gateway.md)")
+    ui.out.print("EmailAI settings (.env):" + (f" written to {env_file}" if env_file and not dry_run else ""))
     typer.echo(render_env(res.env), nl=False)
 
 
