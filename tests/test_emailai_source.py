@@ -211,7 +211,8 @@ def test_end_to_end(world):
     assert all(r.from_addr in (world.main, world.work) for r in recs)
     assert "This is message 2 from alice@example.com." in next(
         r.text for r in gm if r.message_id.startswith("msg2."))
-    assert gm[0].subject == "Subject 0" and gm[0].date == "2024-03-01T09:00:00+00:00"
+    first = next(r for r in gm if r.subject == "Subject 0")  # Gmail lists newest first
+    assert first.date == "2024-03-01T09:00:00+00:00" and gm[0].subject == "Subject 3"
     dsl = [r for r in main if r.message_id.startswith("draftsendlog:")]
     assert [r.message_id for r in dsl] == ["draftsendlog:dsl_1"]
     assert dsl[0].subject == "" and dsl[0].thread_id == "gmail:thr-dsl"
@@ -220,19 +221,21 @@ def test_end_to_end(world):
     dump = "\n".join(r.to_json() for r in recs)
     for bad in (AI_TEXT, "SECRET", "sk-user-secret"):
         assert bad not in dump
-    assert src.stats.listed_from == {world.main: "EmailMessage", world.work: "gmail"}
-    assert src.stats.fetched == 9 and src.stats.draftsendlog == 1
+    # every account is listed from Gmail; EmailMessage (the app's cache) added nothing Gmail lacked
+    assert src.stats.listed_from == {world.main: "gmail", world.work: "gmail"}
+    assert src.stats.fetched == 9 and src.stats.draftsendlog == 1 and src.stats.hinted == 0
+    assert src.stats.emailmessage_rows == 4 and src.stats.listed_gmail == 9
     # the received and the draft rows were not fetched
     fetched = {r.path.rsplit("/", 1)[1] for r in world.google.requests if "/messages/" in r.path}
     assert fetched == set(world.main_gmail_ids) | set(world.work_gmail_ids)
 
 
 def test_is_a_streaming_iterator(world):
-    src = world.source()
+    src = world.source(concurrency=2)
     assert iter(src) is src
     first = next(src)
     assert first.source == f"emailai:{world.main}"
-    assert world.google.count("get") == 1  # nothing fetched ahead
+    assert world.google.count("get") <= 2  # no more fetched ahead than the window
     rest = list(src)
     assert len(rest) == 8
     assert list(src) == []
@@ -266,11 +269,16 @@ def test_pagination_across_pages(world):
 
 
 def test_db_listing_pages_with_keyset(db_url, google):
+    """EmailMessage is a hint: sent rows Gmail's in:sent list lacks are fetched too (keyset pages)."""
     w = build_world(db_url, google, n_main=7, n_work=0)
+    for m in google._mailboxes[w.main].messages:
+        m.labels = tuple(x for x in m.labels if x != "SENT")  # in Gmail, but not in its in:sent list
     with w.source(page_size=3, accounts=[w.main]) as src:
         recs = list(src)
+        assert src.stats.hinted == 7 and src.stats.listed_gmail == 0
+        assert src.stats.listed_from == {w.main: "gmail+EmailMessage"}
     assert len(recs) == 7 and len({r.message_id for r in recs}) == 7
-    assert google.count("list") == 0
+    assert google.count("list") == 1
 
 
 def test_refresh_on_401(world, caplog):
@@ -320,12 +328,48 @@ def test_expired_timestamp_refreshes(db_url, google):
 def test_backoff_bound_reached(world):
     world.google.inject("get", [503] * 20)
     delays = []
-    with world.source(max_tries=3, sleep=delays.append) as src, pytest.raises(MailvoiceError) as ei:
+    with world.source(max_tries=3, sleep=delays.append, concurrency=1) as src, pytest.raises(MailvoiceError) as ei:
         list(src)
     msg = str(ei.value)
     assert "still failing after 3 tries" in msg and "HTTP 503" in msg and "\n" not in msg
     assert world.google.count("get") == 3 and len(delays) == 2
     assert "SECRET" not in msg
+
+
+def test_all_sent_mail_is_read_when_emailmessage_holds_one_of_eight(db_url, google):
+    """The app's EmailMessage cache holds 1 of the 8 sent emails: all 8 are listed from Gmail and read."""
+    w = build_world(db_url, google, n_main=1, n_work=0)
+    mb = google._mailboxes[w.main]
+    for i in range(7):
+        w.main_gmail_ids.append(mb.add_message(mail(10 + i, w.main)).id)
+    with w.source(accounts=[w.main], include_draftsendlog=False) as src:
+        recs = list(src)
+        st = src.stats
+    assert len(recs) == 8 and {r.message_id for r in recs} == {
+        f"msg{i}.alice.at.example.com@mail.example.com" for i in [0, *range(10, 17)]}
+    assert (st.listed, st.fetched, st.listed_gmail, st.emailmessage_rows, st.hinted) == (8, 8, 8, 1, 0)
+
+
+def test_concurrent_fetches_back_off_on_gmails_429(db_url):
+    """Fetches run several at a time; Gmail's per-user concurrency 429s are retried with backoff
+    (real sleeps, small) and every message is still read, in Gmail's list order."""
+    with FakeGoogle(max_concurrent=3, get_delay=0.02) as g:
+        w = build_world(db_url, g, n_main=0, n_work=24)
+        delays = []
+
+        def sleep(s):
+            delays.append(s)
+            time.sleep(s)
+
+        with w.source(accounts=[w.work], concurrency=6, max_tries=12, backoff_base=0.01, backoff_max=0.2,
+                      sleep=sleep) as src:
+            recs = list(src)
+        assert len(recs) == 24 and src.stats.fetched == 24
+        assert [r.message_id for r in recs] == [f"msg{200 + i}.alice.work.at.example.org@mail.example.com"
+                                                for i in reversed(range(24))]
+        assert g.peak_in_flight > 1  # really concurrent
+        rejected = [r for r in g.requests if r.status == 429]
+        assert rejected and len(delays) >= len(rejected)  # every 429 was followed by a backoff
 
 
 def test_transient_errors_recover(world):
@@ -508,3 +552,29 @@ def test_through_read_sources_dispatcher(world, monkeypatch):
                                      user_emails=[world.main, world.work], stats=stats))
     assert len(recs) == 10  # the second spec is the same mail: all duplicates
     assert stats.dropped["duplicate"] == 10 and stats.kept == 10
+
+
+def test_cli_prepare_reads_all_eight_when_emailmessage_holds_one(db_url, google, tmp_path):
+    """`mailvoice prepare --db-url` (a subprocess) on an account whose EmailMessage holds 1 of 8
+    sent emails: all 8 are read, and it says found vs read."""
+    import sys
+
+    w = build_world(db_url, google, n_main=1, n_work=0)
+    mb = google._mailboxes[w.main]
+    for i in range(7):
+        mb.add_message(mail(10 + i, w.main, subject=f"Garden plan {i}"))
+    env = {**os.environ, "GOOGLE_ENCRYPT_SECRET": SECRET, "GOOGLE_ENCRYPT_SALT": SALT,
+           "GOOGLE_CLIENT_ID": google.client_id, "GOOGLE_CLIENT_SECRET": google.client_secret,
+           "MAILVOICE_GMAIL_API_BASE": google.api_base, "MAILVOICE_GOOGLE_TOKEN_URL": google.token_url,
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "data"
+    r = subprocess.run([sys.executable, "-m", "mailvoice", "prepare", "--user-id", w.user_id, "--db-url", w.url,
+                        "--output", str(out), "--min-emails", "3", "--workspace", str(tmp_path / "ws")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 8
+    meta = json.loads((out / "dataset_alpaca.json").read_text())["metadata"]
+    assert meta["source_stats"]["emailai"] == {"found": 8, "read": 8, "gone": 0, "listed_gmail": 8,
+                                               "emailmessage_rows": 1, "only_in_emailmessage": 0, "draftsendlog": 0}
+    assert "found 8 sent emails" in " ".join((r.stdout + r.stderr).split())
