@@ -89,7 +89,9 @@ def test_fork_variant_is_the_default_and_matches_the_fork():
     """The fork's prompt (calldatasystems/emailai draft-with-knowledge.ts): its own system text,
     <historical_context>, no <to>, nothing escaped; the parser reads it back without unescaping."""
     assert FORK_SYSTEM_PROMPT == up.FORK_SYSTEM and "JSON" not in FORK_SYSTEM_PROMPT
-    assert VARIANTS["fork"].system == up.FORK_SYSTEM and VARIANTS["upstream"].system == up.CURRENT_SYSTEM
+    # the fork's system text as its Ollama provider sends it: the AI SDK's json mode appends the schema
+    assert VARIANTS["fork"].system.startswith(up.FORK_SYSTEM + "\n\nJSON schema:\n{")
+    assert VARIANTS["upstream"].system == up.CURRENT_SYSTEM
     for kw in ({}, {"about": "Designer.", "knowledge": "Parking: by the gate.", "history": "Client since 2022.",
                     "writing_style": "Warm."}):
         ours = render_fork_user_prompt(up.THREAD, account_email="dana@x.example", about=kw.get("about"),
@@ -98,10 +100,14 @@ def test_fork_variant_is_the_default_and_matches_the_fork():
         assert ours == up.fork_user_prompt(up.THREAD, email="dana@x.example", **kw)
     ex = _reply_example(input="Tom & Jerry &amp; co say hi")
     row = to_emailai_example(ex, thread_for(ex))
-    assert row["messages"][0]["content"] == up.FORK_SYSTEM
+    assert row["messages"][0]["content"] == VARIANTS["fork"].system
     assert row["messages"][1]["content"] == up.fork_user_prompt(thread_for(ex), email="<EMAIL>")
     p = parse_emailai_request(row["messages"][:2])
     assert p.variant == "fork" and p.thread[0]["content"] == "Tom & Jerry &amp; co say hi"
+    assert p.schema == {"type": "object", "properties": {"reply": {"type": "string", "description":
+                        "The complete email reply draft incorporating knowledge base information"}},
+                        "required": ["reply"], "additionalProperties": False,
+                        "$schema": "http://json-schema.org/draft-07/schema#"}
     assert variant_of_system(row["messages"][0]["content"]) == "fork"
     assert variant_of_system(up.CURRENT_SYSTEM) == "upstream"
 
@@ -256,7 +262,7 @@ def test_build_writes_emailai_files_with_the_same_split(tmp_path):
     row = json.loads((out / "train_emailai.jsonl").read_text().splitlines()[0])
     text = row["messages"][1]["content"]
     assert "555" not in text and "c1.example" not in text and "<PHONE>" in text  # the fork: not escaped
-    assert row["messages"][0]["content"] == FORK_SYSTEM_PROMPT and meta["emailai_format"] == "fork"
+    assert row["messages"][0]["content"].startswith(FORK_SYSTEM_PROMPT) and meta["emailai_format"] == "fork"
     assert parse_emailai_request(row["messages"][:2]).thread[0]["from"] == "Sam <EMAIL>"
     build_dataset(recs, out, DatasetOptions(min_emails=3, emailai_format="upstream"))
     row = json.loads((out / "train_emailai.jsonl").read_text().splitlines()[0])

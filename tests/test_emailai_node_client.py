@@ -236,3 +236,88 @@ def test_the_apps_own_client_through_the_gateway(emailai_npm, upstream, caplog):
     # no email text, address or token in the gateway's log
     for secret in ("Thursday", "parking", ANA, ZOE, TOKEN, "Sam"):
         assert all(secret not in x for x in lines)
+
+
+class _Recorder:
+    """An Ollama-shaped endpoint that records each /api/chat body and answers one JSON object
+    (valid for both zod schemas; zod drops the keys a schema does not name), streamed when asked."""
+
+    ANSWER = json.dumps({"reply": "Noted.", "reason": "r", "ruleName": "Newsletters"})
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        self.bodies: list[dict] = []
+        rec = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                rec.bodies.append(body)
+                head = {"model": body.get("model"), "created_at": "2024-03-05T16:00:00Z"}
+                final = {**head, "done": True, "done_reason": "stop", "prompt_eval_count": 1, "eval_count": 1,
+                         "eval_duration": 1, "total_duration": 1}
+                piece = {"role": "assistant", "content": rec.ANSWER}
+                if body.get("stream", True):  # Ollama streams unless told not to (docs/api.md)
+                    data = (json.dumps({**head, "message": piece, "done": False}) + "\n"
+                            + json.dumps({**final, "message": {"role": "assistant", "content": ""}}) + "\n").encode()
+                    ctype = "application/x-ndjson"
+                else:
+                    data = (json.dumps({**final, "message": piece}) + "\n").encode()
+                    ctype = "application/json"
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_what_the_sdk_sends_is_what_we_train_and_parse(emailai_npm):
+    """The fork's draft as the real SDK puts it on the wire: our fork variant's system text (with
+    the AI SDK's JSON-schema note) and user prompt, character for character, and `format: "json"`."""
+    from mailvoice.dataset.emailai_format import VARIANTS, parse_emailai_request, parse_nudge_request
+
+    draft_msgs = ep.fork_request(_thread(), email=ANA)
+    nudge_msgs = ep.nudge_request(_thread(ANA))
+    spec = {"model": BASE, "draft": {"system": ep.FORK_SYSTEM, "prompt": draft_msgs[1]["content"]},
+            "unknownDraft": {"system": ep.FORK_SYSTEM, "prompt": draft_msgs[1]["content"]},
+            "nudge": {"system": nudge_msgs[0]["content"], "prompt": nudge_msgs[1]["content"]},
+            "rules": {"system": RULES_SYSTEM, "prompt": "Select a rule"}, "stream": {"system": "s", "prompt": "p"}}
+    rec = _Recorder()
+    try:
+        spec["baseURL"] = rec.url + "/api"
+        r = subprocess.run(["node", str(SCRIPT)], input=json.dumps(spec), capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "MAILVOICE_NPM_EMAILAI": str(emailai_npm)})
+    finally:
+        rec.close()
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["draft"] == {"ok": True, "object": {"reply": "Noted."}}
+    draft = rec.bodies[0]
+    assert draft["format"] == "json" and draft["stream"] is False and draft["model"] == BASE
+    assert draft["messages"] == [{"role": "system", "content": VARIANTS["fork"].system},
+                                 {"role": "user", "content": draft_msgs[1]["content"]}]
+    p = parse_emailai_request(draft["messages"], require_system=True)
+    assert p.account_email == ANA and p.variant == "fork" and p.schema["required"] == ["reply"]
+    nudge = next(b for b in rec.bodies if "format" not in b and not b.get("stream") and
+                 parse_nudge_request(b["messages"]) is not None)
+    assert parse_nudge_request(nudge["messages"]).account_email == ANA
+    # streamText sends no "stream" key at all: it relies on Ollama's default (stream), as the gateway does
+    streamed = [b for b in rec.bodies if "stream" not in b]
+    assert len(streamed) == 1 and streamed[0]["messages"][-1] == {"role": "user", "content": "p"}
+    assert out["stream"] == {"ok": True, "text": _Recorder.ANSWER, "pieces": 1}

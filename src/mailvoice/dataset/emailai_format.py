@@ -101,6 +101,23 @@ IMPORTANT: Use placeholders sparingly! Only use them where you have limited info
 Never use placeholders for the user's name. You do not need to sign off with the user's name. Do not add a signature.
 Do not invent information. For example, DO NOT offer to meet someone at a specific time as you don't know what time the user is available.
 """
+# What the fork's model actually receives: EmailAI calls generateObject through ollama-ai-provider
+# without structured outputs, so the AI SDK (ai@4.3.6, injectJsonInstruction) appends the zod
+# draftSchema (as zod-to-json-schema renders it, JSON.stringify'd) to the system text. The training
+# rows and the gateway's EmailAI-trained prompt use this; a test compares it with what the real
+# SDK sends (tests/test_emailai_node_client.py).
+DRAFT_SCHEMA = {"type": "object", "properties": {"reply": {
+    "type": "string", "description": "The complete email reply draft incorporating knowledge base information"}},
+    "required": ["reply"], "additionalProperties": False, "$schema": "http://json-schema.org/draft-07/schema#"}
+
+
+def sdk_json_system(system: str, schema: dict) -> str:
+    """``system`` as the AI SDK's json mode sends it: the schema and its instruction appended."""
+    return "\n".join([system, "", "JSON schema:", json.dumps(schema, separators=(",", ":"), ensure_ascii=False),
+                      "You MUST answer with a JSON object that matches the JSON schema above."])
+
+
+FORK_SYSTEM_AS_SENT = sdk_json_system(FORK_SYSTEM_PROMPT, DRAFT_SCHEMA)
 FORK_FILE = "calldatasystems/emailai: apps/web/utils/ai/reply/draft-with-knowledge.ts"
 FORK_COMMIT = "397fdb07a6b77b72713ba6d4e1f0098c4ca6c767"
 DEFAULT_VARIANT = "fork"
@@ -275,7 +292,7 @@ class Variant:
 
 
 VARIANTS = {
-    "fork": Variant("fork", FORK_SYSTEM_PROMPT, render_fork_user_prompt, f"{FORK_FILE} @ {FORK_COMMIT[:8]}"),
+    "fork": Variant("fork", FORK_SYSTEM_AS_SENT, render_fork_user_prompt, f"{FORK_FILE} @ {FORK_COMMIT[:8]}"),
     "upstream": Variant("upstream", SYSTEM_PROMPT, render_user_prompt, f"{UPSTREAM_FILE} @ {UPSTREAM_COMMIT[:8]}"),
 }
 
