@@ -390,8 +390,9 @@ def deploy(
     if single_user:
         ui.notice(SINGLE_USER_WARNING)
     else:
+        ws = f" --workspace {workspace}" if workspace else ""  # where the gateway finds this deployment
         ui.out.print(f"run the gateway (every user's drafts in their voice, everything else on the base model):\n  "
-                     f"{res.gateway_command}")
+                     f"{res.gateway_command}{ws}")
         if needs_token(gateway_url):
             ui.out.print(f"  with the token in ${TOKEN_ENV}; EmailAI sends no headers, so it goes in OLLAMA_BASE_URL's "
                          "path where <token> stands (or let a reverse proxy add 'Authorization: Bearer', docs/gateway.md)")

@@ -4,9 +4,12 @@
 // OLLAMA_BASE_URL })(NEXT_PUBLIC_OLLAMA_MODEL); apps/web/utils/llms/index.ts: chatCompletionObject →
 // generateObject, chatCompletion → generateText, chatCompletionStream → streamText); no app code.
 //
-// Reads one JSON object on stdin: {baseURL, model, draft: {system, prompt}, nudge: {system, prompt},
-// rules: {system, prompt}, stream: {system, prompt}} (the prompt texts come from the test); writes one
-// JSON object with each call's result (or its error) on stdout.
+// Reads one JSON object on stdin: {baseURL, model, draft, unknownDraft, nudge, rules, stream: {system,
+// prompt}, structured?: [call names]} (the prompt texts come from the test); writes one JSON object
+// with each call's result (or its error) on stdout. The app creates its model without settings (json
+// mode: format "json", the schema written into the system text); a call named in `structured` uses
+// ollama-ai-provider's structuredOutputs instead (format = the schema), for a tiny base model that
+// cannot follow a schema given only as text.
 "use strict";
 const path = require("node:path");
 const { createRequire } = require("node:module");
@@ -43,16 +46,19 @@ async function main() {
   let input = "";
   for await (const chunk of process.stdin) input += chunk;
   const spec = JSON.parse(input);
-  const model = createOllama({ baseURL: spec.baseURL })(spec.model);
+  const ollama = createOllama({ baseURL: spec.baseURL });
+  const model = ollama(spec.model);
+  const structured = new Set(spec.structured || []);
+  const modelFor = (call) => (structured.has(call) ? ollama(spec.model, { structuredOutputs: true }) : model);
   const common = { maxRetries: 0, temperature: 0 };
   const out = {};
   out.draft = await attempt(async () => {
-    const r = await generateObject({ model, system: spec.draft.system, prompt: spec.draft.prompt, schema: draftSchema, ...common });
+    const r = await generateObject({ model: modelFor("draft"), system: spec.draft.system, prompt: spec.draft.prompt, schema: draftSchema, ...common });
     return { object: r.object };
   });
   out.rules = await attempt(async () => {
     const r = await generateObject({
-      model,
+      model: modelFor("rules"),
       messages: [
         { role: "system", content: spec.rules.system },
         { role: "user", content: spec.rules.prompt },
@@ -82,7 +88,7 @@ async function main() {
     return { text, pieces };
   });
   out.unknownDraft = await attempt(async () => {
-    const r = await generateObject({ model, system: spec.unknownDraft.system, prompt: spec.unknownDraft.prompt, schema: draftSchema, ...common });
+    const r = await generateObject({ model: modelFor("unknownDraft"), system: spec.unknownDraft.system, prompt: spec.unknownDraft.prompt, schema: draftSchema, ...common });
     return { object: r.object };
   });
   process.stdout.write(JSON.stringify(out));
