@@ -271,6 +271,42 @@ def test_env_lines_default_to_the_gateway_and_single_user_is_named():
         "OLLAMA_BASE_URL"] == "https://ai.calldata.app/t/<token>/api"
 
 
+def _fake_deploy(monkeypatch, tmp_path):
+    """The CLI's printing around a deploy, the conversion itself replaced (it needs llama.cpp)."""
+    from mailvoice.deploy import pipeline
+
+    seen = {}
+
+    def fake(model, user_id, space, opts, log=print):
+        seen["opts"] = opts
+        env = env_lines("emailai-dana", opts.ollama_url, setup=opts.setup, base_model="smollm2:135m-instruct-fp16",
+                        gateway_url=opts.gateway_url)
+        cmd = gateway_command(opts.ollama_url, opts.gateway_url) if opts.setup == "gateway" else None
+        return pipeline.DeployResult("emailai-dana", "merged", tmp_path, tmp_path / "Modelfile", None, None,
+                                     {"ollama_url": "http://gpu-box:11434"}, env, gateway_command=cmd)
+
+    monkeypatch.setattr(pipeline, "deploy", fake)
+    return seen
+
+
+def test_cli_deploy_prints_the_gateway_set_up_and_single_user_only_when_named(tmp_path, workspace, capsys, monkeypatch):
+    seen = _fake_deploy(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAILVOICE_GATEWAY_TOKEN", "tok-s3cret")
+    assert main(["deploy", "--model", str(tmp_path), "--user-id", "dana", "--ollama-url", "gpu-box",
+                 "--gateway-url", "http://gw.lan:8080"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert seen["opts"].setup == "gateway" and seen["opts"].gateway_url == "http://gw.lan:8080"
+    assert "mailvoice gateway --upstream http://gpu-box:11434 --host 0.0.0.0 --port 8080 --token-env MAILVOICE_GATEWAY_TOKEN" in out
+    assert "OLLAMA_BASE_URL=http://gw.lan:8080/t/<token>/api" in out and "NEXT_PUBLIC_OLLAMA_MODEL=smollm2:135m-instruct-fp16" in out
+    assert "emailai-dana" not in out.split("EmailAI settings")[1] and "tok-s3cret" not in out  # never the token
+    assert main(["deploy", "--model", str(tmp_path), "--user-id", "dana", "--ollama-url", "gpu-box", "--single-user"]) == 0
+    cap = capsys.readouterr()
+    text = " ".join((cap.out + cap.err).split())
+    assert seen["opts"].setup == "single-user"
+    assert "NEXT_PUBLIC_OLLAMA_MODEL=emailai-dana" in text and "OLLAMA_BASE_URL=http://gpu-box:11434/api" in text
+    assert "EVERY AI call of EVERY user" in text and "mailvoice gateway" not in cap.out
+
+
 def test_env_lines_and_env_file_update(tmp_path):
     v = env_lines("emailai-dana", "http://gpu-box:11434", setup="single-user")
     assert v == {"DEFAULT_LLM_PROVIDER": "ollama", "OLLAMA_BASE_URL": "http://gpu-box:11434/api",
