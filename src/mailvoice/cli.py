@@ -602,8 +602,9 @@ def gateway(
                         upstream_token=_env(upstream_token_env), directory=directory, candidates=candidates, scorer=scorer)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     s = directory.summary()
+    base_url = f"http://{host}:{port}" + ("/t/<token>" if cfg.token else "") + "/api"  # EmailAI sends no headers
     ui.out.print(f"gateway on http://{host}:{port}/api -> {cfg.upstream} ({s['voice_models']} voice models, "
-                 f"{s['emails']} account emails); set OLLAMA_BASE_URL=http://{host}:{port}/api")
+                 f"{s['emails']} account emails); set OLLAMA_BASE_URL={base_url}")
     if s["users"] and not s["emails"]:
         ui.notice("no deploy record names an account address and no --users-map is given: every draft gets the base "
                   "model (redeploy with --user-email, or pass --users-map)")
