@@ -171,6 +171,28 @@ def _default_parse() -> Callable[..., MailRecord]:
     return parse_message
 
 
+def fetch_in_order(client: GmailClient, refs: Iterable[MessageRef], concurrency: int) -> Iterator[tuple]:
+    """(ref, raw-or-None) in list order, ``concurrency`` fetches in flight: a bounded window, so a
+    slow consumer holds at most that many messages in memory (bench/emailai_fetch.py)."""
+    if concurrency <= 1:
+        for ref in refs:
+            yield ref, client.get_raw(ref.id)
+        return
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gmail-get")
+    window: deque = deque()
+    try:
+        for ref in refs:
+            window.append((ref, pool.submit(client.get_raw, ref.id)))
+            if len(window) >= concurrency:
+                r, fut = window.popleft()
+                yield r, fut.result()
+        while window:
+            r, fut = window.popleft()
+            yield r, fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class EmailAISource(Source):
     """Iterator over the user's sent mail as :class:`MailRecord` objects (streams)."""
 
@@ -482,7 +504,7 @@ class EmailAISource(Source):
                 and acct.expires_at <= time.time() + _EXPIRY_MARGIN_S
             ):
                 client.refresh()
-            for ref, raw in self._fetch_in_order(client, self._message_refs(acct, client)):
+            for ref, raw in fetch_in_order(client, self._message_refs(acct, client), self._concurrency):
                 self.stats.listed += 1
                 if raw is None:
                     self.stats.missing += 1
@@ -500,27 +522,6 @@ class EmailAISource(Source):
         finally:
             self.stats.token_refreshes += client.refresh_count
             client.close()
-
-    def _fetch_in_order(self, client: GmailClient, refs: Iterator[MessageRef]) -> Iterator[tuple]:
-        """(ref, raw-or-None) in list order, ``concurrency`` fetches in flight (a bounded window:
-        a slow consumer holds at most that many messages in memory)."""
-        if self._concurrency == 1:
-            for ref in refs:
-                yield ref, client.get_raw(ref.id)
-            return
-        pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="gmail-get")
-        window: deque = deque()
-        try:
-            for ref in refs:
-                window.append((ref, pool.submit(client.get_raw, ref.id)))
-                if len(window) >= self._concurrency:
-                    r, fut = window.popleft()
-                    yield r, fut.result()
-            while window:
-                r, fut = window.popleft()
-                yield r, fut.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def _finish(rec: MailRecord, ref: MessageRef, source: str) -> MailRecord:
