@@ -24,15 +24,20 @@ const { generateObject, generateText, streamText } = req("ai");
 const { createOllama } = req("ollama-ai-provider");
 const { z } = req("zod");
 
-// the draft's zod schema (draft-with-knowledge.ts draftSchema) and rule matching's (ai-choose-rule.ts)
-const draftSchema = z.object({
-  reply: z.string().describe("The complete email reply draft incorporating knowledge base information"),
-});
-const ruleSchema = z.object({
-  reason: z.string(),
-  ruleName: z.string(),
-  noMatchFound: z.boolean().optional(),
-});
+// the draft's zod schema (draft-with-knowledge.ts draftSchema) and rule matching's (ai-choose-rule.ts);
+// `max` (only for the `structured` calls, see above) bounds each string so a tiny model's answer
+// closes within its token budget (llama.cpp's grammar honours maxLength)
+const str = (max) => (max ? z.string().max(max) : z.string());
+const draftSchemaOf = (max) =>
+  z.object({
+    reply: str(max).describe("The complete email reply draft incorporating knowledge base information"),
+  });
+const ruleSchemaOf = (max) =>
+  z.object({
+    reason: str(max),
+    ruleName: str(max),
+    noMatchFound: z.boolean().optional(),
+  });
 
 async function attempt(fn) {
   try {
@@ -50,10 +55,11 @@ async function main() {
   const model = ollama(spec.model);
   const structured = new Set(spec.structured || []);
   const modelFor = (call) => (structured.has(call) ? ollama(spec.model, { structuredOutputs: true }) : model);
+  const maxFor = (call) => (structured.has(call) ? spec.maxStringLength : undefined);
   const common = { maxRetries: 0, temperature: 0 };
   const out = {};
   out.draft = await attempt(async () => {
-    const r = await generateObject({ model: modelFor("draft"), system: spec.draft.system, prompt: spec.draft.prompt, schema: draftSchema, ...common });
+    const r = await generateObject({ model: modelFor("draft"), system: spec.draft.system, prompt: spec.draft.prompt, schema: draftSchemaOf(maxFor("draft")), ...common });
     return { object: r.object };
   });
   out.rules = await attempt(async () => {
@@ -63,7 +69,7 @@ async function main() {
         { role: "system", content: spec.rules.system },
         { role: "user", content: spec.rules.prompt },
       ],
-      schema: ruleSchema,
+      schema: ruleSchemaOf(maxFor("rules")),
       ...common,
     });
     return { object: r.object };
@@ -88,7 +94,7 @@ async function main() {
     return { text, pieces };
   });
   out.unknownDraft = await attempt(async () => {
-    const r = await generateObject({ model: modelFor("unknownDraft"), system: spec.unknownDraft.system, prompt: spec.unknownDraft.prompt, schema: draftSchema, ...common });
+    const r = await generateObject({ model: modelFor("unknownDraft"), system: spec.unknownDraft.system, prompt: spec.unknownDraft.prompt, schema: draftSchemaOf(maxFor("unknownDraft")), ...common });
     return { object: r.object };
   });
   process.stdout.write(JSON.stringify(out));
