@@ -103,7 +103,7 @@ def upstream(tmp_path_factory, request):
     from mailvoice.errors import MailvoiceError
 
     work = tmp_path_factory.mktemp("node-client")
-    params = {"num_predict": 200, "temperature": 0, "top_k": 1, "stop": list(CHATML.stop)}
+    params = {"num_predict": 96, "temperature": 0, "top_k": 1, "stop": list(CHATML.stop)}
     try:
         tc = tools.require_toolchain(binaries=("llama-server",))
     except MailvoiceError:
@@ -185,7 +185,7 @@ def test_the_apps_own_client_through_the_gateway(emailai_npm, upstream, caplog):
         # for the base model's calls the schema goes in `format`, which llama.cpp's grammar enforces
         # (each string bounded, so the constrained answer closes within the token budget)
         spec["structured"] = ["rules", "unknownDraft"]
-        spec["maxStringLength"] = 120
+        spec["maxStringLength"] = 60
     # what `mailvoice deploy` prints for a gateway other machines reach, the token filled in as
     # deploy writes it into the .env: the base model as EmailAI's one model, the gateway's /t/<token>/api
     printed = with_token(env_lines("emailai-ana", fake.url, base_model=BASE, gateway_url="http://gw.example:8080"),
