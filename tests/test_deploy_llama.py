@@ -150,8 +150,11 @@ def test_deploy_merged_creates_verifies_registers_and_wires_emailai(tiny_model, 
                "--env-file", str(env), "--quantize", "f32"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert "answered the probe and stopped" in " ".join(out.split()) and "NEXT_PUBLIC_OLLAMA_MODEL=emailai-dana" in out
-    assert f"OLLAMA_BASE_URL={ollama.url}/api" in env.read_text() and env.read_text().startswith("DATABASE_URL=postgres://keep\n")
+    assert "answered the probe and stopped" in " ".join(out.split())
+    # the gateway set-up by default: EmailAI → the gateway, the base model as its one model
+    assert "NEXT_PUBLIC_OLLAMA_MODEL=emailai-dana" not in out and "OLLAMA_BASE_URL=http://127.0.0.1:11435/api" in out
+    assert f"mailvoice gateway --upstream {ollama.url}" in out
+    assert "OLLAMA_BASE_URL=http://127.0.0.1:11435/api" in env.read_text() and env.read_text().startswith("DATABASE_URL=postgres://keep\n")
     m = ollama.models["emailai-dana:latest"]
     assert m["template"] == serving_template(CHATML) and m["system"] == SYSTEM_PROMPT
     assert m["parameters"]["stop"] == list(CHATML.stop) and m["parameters"]["temperature"] == 0.7

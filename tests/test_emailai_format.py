@@ -14,18 +14,23 @@ from fakes import emailai_prompts as up  # noqa: E402
 
 from mailvoice.dataset.build import DatasetOptions, Example, build_dataset  # noqa: E402
 from mailvoice.dataset.emailai_format import (  # noqa: E402
+    FORK_SYSTEM_PROMPT,
     SYSTEM_PROMPT,
+    VARIANTS,
     emailai_rows,
     escape_html,
     format_reply,
     is_emailai_request,
     js_iso,
     parse_emailai_request,
+    parse_nudge_request,
     parse_reply,
     remove_excessive_whitespace,
+    render_fork_user_prompt,
     render_user_prompt,
     thread_for,
     to_emailai_example,
+    variant_of_system,
 )
 from mailvoice.sources.record import MailRecord  # noqa: E402
 
@@ -66,7 +71,7 @@ def test_to_emailai_example_shape():
     ex = _reply_example()
     thread = thread_for(ex)
     assert thread == [{"from": "Sam <EMAIL>", "to": "<EMAIL>", "subject": "Site visit", "content": ex.input}]
-    row = to_emailai_example(ex, thread, writing_style="Warm and brief.")
+    row = to_emailai_example(ex, thread, writing_style="Warm and brief.", variant_name="upstream")
     assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
     assert row["id"] == "abc" and row["thread_id"] == "t1"
     assert row["messages"][1]["content"] == up.current_user_prompt(
@@ -78,6 +83,61 @@ def test_to_emailai_example_shape():
     assert p.thread[-1]["content"] == remove_excessive_whitespace(ex.input)
     assert p.thread[-1]["from"] == "Sam <EMAIL>" and p.thread[-1]["subject"] == "Site visit"
     assert parse_reply(row["messages"][2]["content"]) == ex.output
+
+
+def test_fork_variant_is_the_default_and_matches_the_fork():
+    """The fork's prompt (calldatasystems/emailai draft-with-knowledge.ts): its own system text,
+    <historical_context>, no <to>, nothing escaped; the parser reads it back without unescaping."""
+    assert FORK_SYSTEM_PROMPT == up.FORK_SYSTEM and "JSON" not in FORK_SYSTEM_PROMPT
+    # the fork's system text as its Ollama provider sends it: the AI SDK's json mode appends the schema
+    assert VARIANTS["fork"].system.startswith(up.FORK_SYSTEM + "\n\nJSON schema:\n{")
+    assert VARIANTS["upstream"].system == up.CURRENT_SYSTEM
+    for kw in ({}, {"about": "Designer.", "knowledge": "Parking: by the gate.", "history": "Client since 2022.",
+                    "writing_style": "Warm."}):
+        ours = render_fork_user_prompt(up.THREAD, account_email="dana@x.example", about=kw.get("about"),
+                                       knowledge_base=kw.get("knowledge"), sender_history=kw.get("history"),
+                                       writing_style=kw.get("writing_style"), today="2024-03-05T16:00:00.000Z")
+        assert ours == up.fork_user_prompt(up.THREAD, email="dana@x.example", **kw)
+    ex = _reply_example(input="Tom & Jerry &amp; co say hi")
+    row = to_emailai_example(ex, thread_for(ex))
+    assert row["messages"][0]["content"] == VARIANTS["fork"].system
+    assert row["messages"][1]["content"] == up.fork_user_prompt(thread_for(ex), email="<EMAIL>")
+    p = parse_emailai_request(row["messages"][:2])
+    assert p.variant == "fork" and p.thread[0]["content"] == "Tom & Jerry &amp; co say hi"
+    assert p.schema == {"type": "object", "properties": {"reply": {"type": "string", "description":
+                        "The complete email reply draft incorporating knowledge base information"}},
+                        "required": ["reply"], "additionalProperties": False,
+                        "$schema": "http://json-schema.org/draft-07/schema#"}
+    assert variant_of_system(row["messages"][0]["content"]) == "fork"
+    assert variant_of_system(up.CURRENT_SYSTEM) == "upstream"
+
+
+def test_fork_request_with_email_tags_and_entities_in_bodies():
+    thread = [dict(m) for m in up.THREAD]
+    thread[0]["content"] = "Literal &amp; stays, and so does <b>bold</b>.\n</email>\n<email> is text here"
+    thread[2]["content"] = "See </body></email> ha & <to>x</to>"
+    msgs = up.fork_request(thread, email="dana@willowcreek-design.example", history="Met at the fair")
+    p = parse_emailai_request(msgs, require_system=True)
+    assert p is not None and p.variant == "fork" and len(p.thread) == 3
+    assert p.account_email == "dana@willowcreek-design.example" and p.sender_history == "Met at the fair"
+    for got, want in zip(p.thread, thread):
+        assert got["content"] == remove_excessive_whitespace(want["content"])
+        assert got["from"] == want["from"] and got["date"] == want["date"] and got["to"] == ""
+    # the same thread the upstream way (escaped) reads back the same texts
+    q = parse_emailai_request(up.current_request(thread, email="dana@willowcreek-design.example"))
+    assert q.variant == "upstream" and [e["content"] for e in q.thread] == [e["content"] for e in p.thread]
+
+
+def test_nudge_request_is_recognised_as_a_nudge_only():
+    thread = [up.THREAD[0], dict(up.THREAD[1], content="Any news? & <b>")]
+    msgs = up.nudge_request(thread)
+    n = parse_nudge_request(msgs)
+    assert n is not None and n.kind == "nudge" and n.account_email == up.THREAD[1]["from"]
+    assert n.thread[-1]["content"] == "Any news? & <b>" and n.today == "2024-03-05T16:00:00.000Z"
+    assert parse_emailai_request(msgs) is None  # not a drafting call
+    assert parse_nudge_request(up.fork_request(thread, email="d@x.example")) is None
+    assert parse_nudge_request([{"role": "system", "content": up.NUDGE_SYSTEM},
+                                {"role": "user", "content": "Summarise this."}]) is None
 
 
 def test_rows_only_for_replies():
@@ -201,5 +261,9 @@ def test_build_writes_emailai_files_with_the_same_split(tmp_path):
     assert meta["files"]["train_emailai"] + meta["files"]["val_emailai"] == 8
     row = json.loads((out / "train_emailai.jsonl").read_text().splitlines()[0])
     text = row["messages"][1]["content"]
-    assert "555" not in text and "c1.example" not in text and "&lt;PHONE&gt;" in text
+    assert "555" not in text and "c1.example" not in text and "<PHONE>" in text  # the fork: not escaped
+    assert row["messages"][0]["content"].startswith(FORK_SYSTEM_PROMPT) and meta["emailai_format"] == "fork"
     assert parse_emailai_request(row["messages"][:2]).thread[0]["from"] == "Sam <EMAIL>"
+    build_dataset(recs, out, DatasetOptions(min_emails=3, emailai_format="upstream"))
+    row = json.loads((out / "train_emailai.jsonl").read_text().splitlines()[0])
+    assert "&lt;PHONE&gt;" in row["messages"][1]["content"] and row["messages"][0]["content"] == SYSTEM_PROMPT

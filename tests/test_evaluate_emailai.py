@@ -8,7 +8,7 @@ import pytest
 from conftest import prepare_sample, sample_prompts, train_tiny
 
 from mailvoice.cli import main
-from mailvoice.dataset.emailai_format import SYSTEM_PROMPT, parse_emailai_request, parse_reply
+from mailvoice.dataset.emailai_format import VARIANTS, parse_emailai_request, parse_reply
 from mailvoice.workspace import read_jsonl
 
 
@@ -22,7 +22,8 @@ def emailai_run(tiny_model, tmp_path_factory):
 
 def test_training_rows_are_emailai_requests_the_gateway_recognises(emailai_run):
     rows = read_jsonl(emailai_run["data"] / "train_emailai.jsonl")
-    assert rows and all(r["messages"][0]["content"] == SYSTEM_PROMPT for r in rows)
+    # the fork's prompt by default, its system text as EmailAI's Ollama provider sends it
+    assert rows and all(r["messages"][0]["content"] == VARIANTS["fork"].system for r in rows)
     for r in rows[:10]:
         assert parse_emailai_request(r["messages"][:2]) is not None
         assert isinstance(parse_reply(r["messages"][2]["content"]), str)

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from fakes import emailai_prompts as ep  # the fork's calls, rebuilt from its TypeScript
 from mailvoice.chat import SYSTEM_PROMPT, instruction_for
 from mailvoice.gateway import GatewayConfig, UserDirectory, create_app
 from mailvoice.gateway.emailai import draft_request, to_instruction
@@ -37,19 +38,21 @@ SECRET_BODY = "The budget for Project Zanzibar is 41,000 and the code word is pe
 
 
 # ------------------------------------------------------------------------------- EmailAI fixtures
-def stringify_email(e: dict) -> str:
-    """EmailAI's stringifyEmail: escaped fields, one tag per line."""
-    parts = [f"<from>{html.escape(e['from'])}</from>"]
+def stringify_email(e: dict, escape: bool = True) -> str:
+    """EmailAI's stringifyEmail, one tag per line: escaped fields with upstream's JSON-asking system
+    text, as is with the older one (the fork's and older upstream's stringifyEmail escape nothing)."""
+    esc = html.escape if escape else (lambda x: x)
+    parts = [f"<from>{esc(e['from'])}</from>"]
     if e.get("to"):
-        parts.append(f"<to>{html.escape(e['to'])}</to>")
-    parts.append(f"<subject>{html.escape(e['subject'])}</subject>")
-    parts.append(f"<body>{html.escape(e['body'])}</body>")
+        parts.append(f"<to>{esc(e['to'])}</to>")
+    parts.append(f"<subject>{esc(e['subject'])}</subject>")
+    parts.append(f"<body>{esc(e['body'])}</body>")
     return "\n".join(parts)
 
 
 def draft_prompt(thread: list[dict], account: str, *, newer: bool = False, about: str | None = None) -> str:
     about_block = f"Context about the user:\n    \n<userAbout>\n{about}\n</userAbout>\n" if about else ""
-    emails = "\n".join(f"<email>\n{stringify_email(e)}\n<date>{e.get('date', 'unknown')}</date>\n</email>" for e in thread)
+    emails = "\n".join(f"<email>\n{stringify_email(e, escape=newer)}\n<date>{e.get('date', 'unknown')}</date>\n</email>" for e in thread)
     tail = (f"IMPORTANT: You are writing an email as {account}. Write the reply from their perspective."
             if newer else f"IMPORTANT: The person you're writing an email for is: {thread[-1]['to']}.")
     return (f"\n{about_block}\n\n\n\nHere is the context of the email thread (from oldest to newest):\n{emails}\n     \n"
@@ -212,7 +215,7 @@ def running_gateway(config: GatewayConfig):
                                            access_log=False, lifespan="on", log_config=None))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90  # startup builds the PII scrubber's engines: slow on a busy machine
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "gateway did not start"
@@ -546,3 +549,83 @@ def test_mcp_server_exposes_draft_email_only_for_its_users(upstream, tmp_path):
     assert "emailai-ana" in json.dumps(res.model_dump() if hasattr(res, "model_dump") else str(res))
     with pytest.raises(Exception):
         asyncio.run(server.call_tool("draft_email", {"notes": "x", "user_id": "ben"}))
+
+
+# ------------------------------------------------------------------------------- the fork's calls (issue 14)
+def _fork_thread():
+    return [
+        {"from": "Dana Ortiz <dana.ortiz@example.org>", "subject": "Quarterly numbers", "date": "2026-11-19T10:00:00.000Z",
+         "content": SECRET_BODY + " Tom &amp; Jerry </email> <b>&</b>"},
+    ]
+
+
+def test_the_forks_draft_and_nudge_go_to_the_voice_model(gateway, upstream):
+    """The fork's draft-with-knowledge prompt (unescaped, no <to>) and its generate-nudge call
+    (plain text, written as the user) are both answered by that user's voice model."""
+    msgs = ep.fork_request(_fork_thread(), email=ANA)
+    r = httpx.post(gateway + "/api/chat", json={"model": "llama3.1", "messages": msgs, "stream": False,
+                                                "format": DRAFT_SCHEMA}, timeout=10)
+    assert r.status_code == 200 and r.headers["x-mailvoice-route"] == "voice"
+    assert "voice of emailai-ana" in json.loads(r.json()["message"]["content"])["reply"]
+    call = upstream.voice_calls()[-1]
+    assert call["model"] == "emailai-ana"
+    assert "Tom &amp; Jerry </email> <b>&</b>" in call["messages"][1]["content"]  # the body as EmailAI sent it
+    # the nudge: the user's own email waits for an answer; generateText, so plain text comes back
+    thread = _fork_thread() + [{"from": ANA, "subject": "Re: Quarterly numbers", "date": "2026-11-20T10:00:00.000Z",
+                                "content": "Here are the numbers you asked for."}]
+    r = httpx.post(gateway + "/api/chat", json={"model": "llama3.1", "messages": ep.nudge_request(thread),
+                                                "stream": False}, timeout=10)
+    assert r.status_code == 200 and r.headers["x-mailvoice-route"] == "voice"
+    assert r.json()["message"]["content"].startswith("Hi Dana,")
+    call = upstream.voice_calls()[-1]
+    assert call["model"] == "emailai-ana"
+    assert call["messages"][1]["content"] == instruction_for(
+        subject="Re: Quarterly numbers", recipient="Dana",
+        notes="A short, polite follow-up to my last email, which has had no answer yet: nudge for a response.")
+    # a nudge for someone without a voice model passes through to the base model untouched
+    other = [dict(m) for m in thread]
+    other[-1]["from"] = "zoe@elsewhere.example"
+    body = {"model": "llama3.1", "messages": ep.nudge_request(other), "stream": False}
+    r = httpx.post(gateway + "/api/chat", json=body, timeout=10)
+    assert r.headers["x-mailvoice-route"] == "base" and r.content == Upstream.PASS_BYTES
+    assert json.loads(upstream.requests[-1]["raw"]) == body
+
+
+def test_writing_calls_without_a_user_address_and_classifiers_stay_on_base(gateway, upstream):
+    """Rule action arguments (ai-choose-args: a tool call) and compose autocomplete write as the user
+    but name no address of theirs; rule choice classifies: all three reach the base model unchanged."""
+    calls = [
+        {"model": "llama3.1", "stream": False, "messages": [
+            {"role": "system", "content": "You are an AI assistant that helps people manage their emails.\n\n<key_instructions>\n"
+                                          "- Never mention you are an AI assistant in responses\n</key_instructions>"},
+            {"role": "user", "content": "Process this email according to the selected rule:\n\n<selected_rule>\nReply "
+                                        f"to investors\n</selected_rule>\n\n<email>\n<from>{ANA}</from>\n<subject>Hi</subject>\n"
+                                        "<body>Invest?</body>\n</email>"}],
+         "tools": [{"type": "function", "function": {"name": "apply_rule", "parameters": {"type": "object"}}}]},
+        {"model": "llama3.1", "stream": True, "messages": [
+            {"role": "system", "content": "You are an AI writing assistant that continues existing text based on context "
+                                          "from prior text."},
+            {"role": "user", "content": f"Hi Dana, as {ANA} I wanted to"}]},
+        RULES_BODY,
+    ]
+    for body in calls:
+        r = httpx.post(gateway + "/api/chat", json=body, timeout=10)
+        assert r.headers["x-mailvoice-route"] == "pass" and r.content == Upstream.PASS_BYTES
+        assert json.loads(upstream.requests[-1]["raw"]) == body
+    assert upstream.voice_calls() == []
+
+
+def test_token_in_the_url_path_for_clients_that_send_no_header(upstream):
+    """EmailAI's Ollama provider sends no headers: OLLAMA_BASE_URL=http://gw/t/<token>/api works."""
+    cfg = GatewayConfig(upstream=upstream.url, token="s3cret", directory=UserDirectory(records=[record("ana", ANA)]))
+    with running_gateway(cfg) as url:
+        r = httpx.post(url + "/t/s3cret/api/chat", json=ollama_draft_body(ANA), timeout=10)
+        assert r.status_code == 200 and r.headers["x-mailvoice-route"] == "voice"
+        r = httpx.post(url + "/t/s3cret/api/chat", json=RULES_BODY, timeout=10)
+        assert r.status_code == 200 and r.content == Upstream.PASS_BYTES
+        assert upstream.requests[-1]["path"] == "/api/chat"  # the token never reaches the upstream
+        assert httpx.get(url + "/t/s3cret/api/tags", timeout=10).status_code == 200
+        assert upstream.requests[-1]["path"] == "/api/tags"
+        for bad in ("/t/wrong/api/chat", "/t//api/chat", "/t/s3cre/api/chat", "/api/chat"):
+            assert httpx.post(url + bad, json=RULES_BODY, timeout=10).status_code == 401
+    assert all("s3cret" not in r["path"] for r in upstream.requests)

@@ -10,7 +10,7 @@ from test_gateway import (ANA, BEN, SECRET_BODY, Upstream, expected_instruction,
                           openai_draft_body, record, running_gateway)
 
 from mailvoice.chat import EXAMPLES_HEADER, SYSTEM_PROMPT, instruction_for
-from mailvoice.dataset.emailai_format import SYSTEM_PROMPT as EMAILAI_SYSTEM
+from mailvoice.dataset.emailai_format import VARIANTS
 from mailvoice.dataset.emailai_format import parse_emailai_request
 from mailvoice.gateway import GatewayConfig, UserDirectory
 from mailvoice.rag.index import Index, RagOptions
@@ -67,7 +67,8 @@ def test_an_adapter_trained_on_emailais_prompt_gets_that_prompt_scrubbed_and_its
         assert json.loads(streamed) == {"reply": "Hi Dana, numbers Friday. (emailai-ana)"}
         assert json.loads(o.json()["choices"][0]["message"]["content"])["reply"].startswith("Hi Dana")
         call = up.voice_calls()[0]
-        assert call["messages"][0]["content"] == EMAILAI_SYSTEM
+        # the training file is not where the registry says: the default variant, the fork's
+        assert call["messages"][0]["content"] == VARIANTS["fork"].system
         parsed = parse_emailai_request(call["messages"])
         assert parsed is not None and parsed.account_email == "<EMAIL>"
         assert len(parsed.thread) == 1 and parsed.thread[0]["from"] == "Dana <EMAIL>"
@@ -76,6 +77,22 @@ def test_an_adapter_trained_on_emailais_prompt_gets_that_prompt_scrubbed_and_its
         assert "dana.ortiz@example.org" not in raw and ANA not in raw and EXAMPLES_HEADER not in raw
     finally:
         up.close()
+
+
+def test_the_emailai_variant_is_read_off_the_users_training_rows(tmp_path):
+    """An adapter trained on upstream-format rows gets upstream's prompt, on fork rows the fork's."""
+    from mailvoice.gateway.users import adapter_prompt
+
+    for name in ("fork", "upstream"):
+        data = tmp_path / "ws" / name / "data"
+        data.mkdir(parents=True)
+        row = {"messages": [{"role": "system", "content": VARIANTS[name].system}, {"role": "user", "content": "x"}]}
+        (data / "train_emailai.jsonl").write_text(json.dumps(row) + "\n")
+        ad = adapter(tmp_path, name, train_file="train_emailai.jsonl", rag=False)
+        assert adapter_prompt(ad, [data]) == (None, "emailai", name)
+        recs = [record(name, ANA, adapter=str(ad))]
+        assert UserDirectory(tmp_path / "ws", records=recs).route_for_email(ANA).emailai_variant == name
+    assert adapter_prompt(ad, [])[2] == "fork"  # the rows cannot be found: the default
 
 
 def test_write_uses_the_adapters_index(tmp_path):

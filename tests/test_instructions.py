@@ -272,12 +272,13 @@ def test_cli_prepare_llm_and_emailai_format(tmp_path):
     with FakeChatServer(models=("qwen2.5:0.5b",)) as srv:
         r = _cli("prepare", "--user-id", "dana", "--source", str(DANA_MBOX), "--user-email", DANA, "--output", str(out),
                  "--min-emails", "5", "--instructions", "llm", "--llm-url", srv.url + "/api", "--llm-model",
-                 "qwen2.5:0.5b", "--emailai-format", "--workspace", str(tmp_path / "ws"))
+                 "qwen2.5:0.5b", "--emailai-format", "fork", "--workspace", str(tmp_path / "ws"))
         assert r.returncode == 0, r.stderr
         n = srv.calls("/api/chat")
     meta = json.loads((out / "dataset_alpaca.json").read_text())["metadata"]
     assert n == meta["instructions"]["generated"] > 0 and meta["instructions"]["model"] == "qwen2.5:0.5b"
     assert (out / "train_emailai.jsonl").is_file() and (out / "val_emailai.jsonl").is_file()
+    assert meta["emailai_format"] == "fork"
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -76,7 +76,7 @@ def prepare(
     instructions: Annotated[str, typer.Option("--instructions", help="heuristic (default) or llm (an LLM writes each instruction from the scrubbed email).")] = "heuristic",
     llm_url: Annotated[Optional[str], typer.Option("--llm-url", help="--instructions llm: an OpenAI-compatible (/v1/chat/completions) or Ollama (/api/chat; a URL ending /api or on port 11434) endpoint.")] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="--instructions llm: the endpoint's model, or without --llm-url a local model (preset, folder or HF id).")] = None,
-    emailai_format: Annotated[bool, typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt.")] = False,
+    emailai_format: Annotated[Optional[str], typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt: fork (EmailAI as shipped) or upstream (inbox-zero's newer prompt).")] = None,
     plant_canaries: Annotated[int, typer.Option("--plant-canaries", min=0)] = 0,
     rag: Annotated[Optional[str], typer.Option("--rag", help="Put your k most similar past emails in every prompt: bm25 or minilm (docs/rag.md).")] = None,
     rag_k: Annotated[int, typer.Option("--rag-k", help="--rag: past emails per prompt.")] = 3,
@@ -99,6 +99,10 @@ def prepare(
         from .rag import RagOptions
 
         RagOptions(rag, rag_k, rag_max_chars)  # a bad --rag value fails before any mail is read
+    if emailai_format is not None:
+        from .dataset.emailai_format import variant
+
+        variant(emailai_format)  # fork or upstream, checked before any mail is read
     space = _space(user_id, workspace)
     out = paths.writable_dir(output, "--output") if output else paths.writable_dir(space.data, "--workspace")
     with ui.step("reading and cleaning mail"):
@@ -382,6 +386,8 @@ def deploy(
     require_eval: Annotated[bool, typer.Option("--require-eval", help="Refuse a model whose last evaluation failed or is missing.")] = False,
     target: Annotated[str, typer.Option("--target", help="ollama or vllm.")] = "ollama",
     user_email: Annotated[list[str], typer.Option("--user-email", help="The EmailAI account address(es) this user drafts as, for `mailvoice gateway`; repeatable (default: the sender addresses of the prepared mail).")] = [],
+    gateway_url: Annotated[Optional[str], typer.Option("--gateway-url", help="Where EmailAI reaches `mailvoice gateway` (default http://127.0.0.1:11435).")] = None,
+    single_user: Annotated[bool, typer.Option("--single-user", help="Print the one-model set-up instead of the gateway's: EVERY AI call of EVERY EmailAI user goes to this voice model.")] = False,
     workspace: Workspace = None,
 ):
     """Turn the adapter into the Ollama model emailai-<user-id>, check it answers and stops, register it."""
@@ -414,7 +420,8 @@ def deploy(
     if target != "ollama":
         raise MailvoiceError(f"unknown --target {target!r}: use ollama or vllm")
     opts = DeployOptions(mode="adapter" if adapter else "merged", quantize=quantize, ollama_url=ollama_url,
-                         dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics, emails=emails)
+                         dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics, emails=emails,
+                         setup="single-user" if single_user else "gateway", gateway_url=gateway_url)
     with ui.step("deploying"):
         res = run_deploy(model, user_id, space, opts, log=ui.notice)
     if dry_run:
@@ -426,9 +433,18 @@ def deploy(
         ui.out.print(f"  then: ollama create {res.model} -f {res.modelfile}")
     else:
         ui.out.print(f"[green]deployed[/] {res.model} ({res.mode}) on {res.record['ollama_url']}: answered the probe and stopped")
-    ui.out.print("EmailAI settings (.env):" + (f" written to {env_file}" if env_file and not dry_run else ""))
-    from .deploy.emailai import render_env
+    from .deploy.emailai import SINGLE_USER_WARNING, TOKEN_ENV, needs_token, render_env
 
+    if single_user:
+        ui.notice(SINGLE_USER_WARNING)
+    else:
+        ws = f" --workspace {workspace}" if workspace else ""  # where the gateway finds this deployment
+        ui.out.print(f"run the gateway (every user's drafts in their voice, everything else on the base model):\n  "
+                     f"{res.gateway_command}{ws}")
+        if needs_token(gateway_url):
+            ui.out.print(f"  with the token in ${TOKEN_ENV}; EmailAI sends no headers, so it goes in OLLAMA_BASE_URL's "
+                         "path where <token> stands (or let a reverse proxy add 'Authorization: Bearer', docs/gateway.md)")
+    ui.out.print("EmailAI settings (.env):" + (f" written to {env_file}" if env_file and not dry_run else ""))
     typer.echo(render_env(res.env), nl=False)
 
 
@@ -634,8 +650,9 @@ def gateway(
                         upstream_token=_env(upstream_token_env), directory=directory, candidates=candidates, scorer=scorer)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     s = directory.summary()
+    base_url = f"http://{host}:{port}" + ("/t/<token>" if cfg.token else "") + "/api"  # EmailAI sends no headers
     ui.out.print(f"gateway on http://{host}:{port}/api -> {cfg.upstream} ({s['voice_models']} voice models, "
-                 f"{s['emails']} account emails); set OLLAMA_BASE_URL=http://{host}:{port}/api")
+                 f"{s['emails']} account emails); set OLLAMA_BASE_URL={base_url}")
     if s["users"] and not s["emails"]:
         ui.notice("no deploy record names an account address and no --users-map is given: every draft gets the base "
                   "model (redeploy with --user-email, or pass --users-map)")

@@ -10,7 +10,13 @@ training-row renderer are tested against these, not against themselves.
   ``<email>\\n…\\n<date>…</date>\\n</email>``, ``.trim()``, "The person you're writing an email
   for is") with the older, non-escaping ``stringifyEmail``.
 
-Both return the chat ``messages`` an OpenAI-compatible endpoint receives from the AI SDK:
+- ``fork_request``: what EmailAI as shipped sends, calldatasystems/emailai at 397fdb07 (same
+  files in ``main`` 9447100): ``apps/web/utils/ai/reply/draft-with-knowledge.ts``
+  (``getUserPrompt``: ``<historical_context>``, each email ``<email>\\n…\\n</email>``) with the
+  fork's non-escaping, ``<to>``-less ``stringifyEmail`` (``apps/web/utils/stringify-email.ts``).
+- ``nudge_request``: ``aiGenerateNudge`` of the fork's ``apps/web/utils/ai/reply/generate-nudge.ts``.
+
+All return the chat ``messages`` an OpenAI-compatible endpoint receives from the AI SDK:
 ``[{"role": "system"}, {"role": "user"}]``.
 """
 
@@ -52,6 +58,78 @@ Keep it short.
 IMPORTANT: Use placeholders sparingly! Only use them where you have limited information.
 Never use placeholders for the user's name. You do not need to sign off with the user's name. Do not add a signature.
 Do not invent information. For example, DO NOT offer to meet someone at a specific time as you don't know what time the user is available."""
+
+
+FORK_SYSTEM = (
+    "You are an expert assistant that drafts email replies using knowledge base information.\n"
+    "Write a polite and professional email that follows up on the previous conversation.\n"
+    "Keep it concise and friendly.\n"
+    "IMPORTANT: Keep the reply short. Aim for 2 sentences at most.\n"
+    "Don't be pushy.\n"
+    "Use context from the previous emails and the provided knowledge base to make it relevant and accurate.\n"
+    "IMPORTANT: Do NOT simply repeat or mirror what the last email said. It doesn't add anything to the "
+    "conversation to repeat back to them what they just said.\n"
+    "Your reply should aim to continue the conversation or provide new information based on the context or "
+    "knowledge base. If you have nothing substantial to add, keep the reply minimal.\n"
+    "Don't mention that you're an AI.\n"
+    "Don't reply with a Subject. Only reply with the body of the email.\n"
+    "\n"
+    "IMPORTANT: Use placeholders sparingly! Only use them where you have limited information.\n"
+    "Never use placeholders for the user's name. You do not need to sign off with the user's name. "
+    "Do not add a signature.\n"
+    "Do not invent information. For example, DO NOT offer to meet someone at a specific time as you don't "
+    "know what time the user is available.\n"
+)
+
+NUDGE_SYSTEM = (
+    "You are an expert at writing follow-up emails that get responses.\n"
+    "Write a polite and professional email that follows up on the previous conversation.\n"
+    "Keep it concise and friendly. Don't be pushy.\n"
+    "Use context from the previous emails to make it relevant.\n"
+    "Don't mention that you're an AI.\n"
+    "Don't reply with a Subject. Only reply with the body of the email.\n"
+    "Keep it short."
+)
+
+
+def fork_stringify_email(e: dict, max_length: int = 3000) -> str:
+    lines = [f"<from>{e['from']}</from>"]
+    for key in ("replyTo", "cc"):
+        if e.get(key):
+            lines.append(f"<{key}>{e[key]}</{key}>")
+    if e.get("date"):
+        lines.append(f"<date>{e['date']}</date>")
+    lines += [f"<subject>{e['subject']}</subject>",
+              f"<body>{truncate(remove_excessive_whitespace(e['content']), max_length)}</body>"]
+    return "\n".join(lines)
+
+
+def fork_user_prompt(messages, *, email, about=None, knowledge=None, history=None, writing_style=None,
+                     today="2024-03-05T16:00:00.000Z") -> str:
+    def block(header, tag, text):
+        return f"{header}:\n    \n<{tag}>\n{text}\n</{tag}>\n" if text else ""
+
+    emails = "\n".join("<email>\n" + fork_stringify_email(m) + "\n</email>" for m in messages)
+    return (block("Context about the user", "userAbout", about) + "\n"
+            + block("Relevant knowledge base content", "knowledge_base", knowledge) + "\n"
+            + block("Historical email context", "historical_context", history) + "\n"
+            + block("Writing style", "writing_style", writing_style) + "\n\n"
+            + "Here is the context of the email thread (from oldest to newest):\n" + emails + "\n     \n"
+            + "Please write a reply to the email.\n" + f"Today's date and time is: {today}.\n"
+            + f"IMPORTANT: You are writing an email as {email}. Write the reply from their perspective.")
+
+
+def fork_request(messages, **kw) -> list[dict]:
+    return [{"role": "system", "content": FORK_SYSTEM}, {"role": "user", "content": fork_user_prompt(messages, **kw)}]
+
+
+def nudge_request(messages, today="2024-03-05T16:00:00.000Z") -> list[dict]:
+    emails = "\n".join("<email>\n" + fork_stringify_email(m) + "\n</email>" for m in messages)
+    prompt = ("Here is the context of the email thread (from oldest to newest):\n" + emails + "\n     \n"
+              "Write a brief follow-up email to politely nudge for a response.\n\n"
+              f"Today's date and time is: {today}.\n"
+              f"IMPORTANT: The person you're writing an email for is: {messages[-1]['from']}.")
+    return [{"role": "system", "content": NUDGE_SYSTEM}, {"role": "user", "content": prompt}]
 
 
 def he_escape(s: str) -> str:

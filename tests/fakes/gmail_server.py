@@ -15,6 +15,12 @@ Follows the documented contract closely enough for mailvoice's client:
   401 ``invalid_client``.
 - ``inject(kind, [429, 503, …])`` makes the next requests of that kind ("list", "get",
   "token" or "any") answer those statuses first.
+- ``max_concurrent``: Gmail limits concurrent requests per user and answers the excess
+  ``429`` ``rateLimitExceeded`` "Too many concurrent requests for user" ("Handle errors",
+  https://developers.google.com/workspace/gmail/api/guides/handle-errors#resolve_a_429_error_too_many_requests;
+  the error body is Google's JSON error shape, ``{error: {code, message, errors: [{domain,
+  reason, message}], status: "RESOURCE_EXHAUSTED"}}``). ``get_delay`` keeps each message fetch
+  busy that long, so concurrency is observable (``peak_in_flight``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import hashlib
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,7 +76,12 @@ class FakeGoogle:
     """Start with ``with FakeGoogle() as g:``; use ``g.api_base`` and ``g.token_url``."""
 
     def __init__(self, client_id: str = "test-client-id.apps.googleusercontent.com",
-                 client_secret: str = "test-client-secret"):
+                 client_secret: str = "test-client-secret", *, max_concurrent: int | None = None,
+                 get_delay: float = 0.0):
+        self.max_concurrent = max_concurrent
+        self.get_delay = get_delay
+        self._in_flight: dict[str, int] = {}
+        self.peak_in_flight = 0
         self.client_id = client_id
         self.client_secret = client_secret
         self._lock = threading.Lock()
@@ -215,7 +227,19 @@ class FakeGoogle:
             if kind == "list":
                 return self._list(mb, query)
             msg_id = unquote(path.rsplit("/", 1)[1])
-            return self._get(mb, msg_id, query)
+            with self._lock:
+                n = self._in_flight.get(mb.email, 0) + 1
+                if self.max_concurrent is not None and n > self.max_concurrent:
+                    return 429, _google_error(429, "rateLimitExceeded"), {}
+                self._in_flight[mb.email] = n
+                self.peak_in_flight = max(self.peak_in_flight, n)
+            try:
+                if self.get_delay:
+                    time.sleep(self.get_delay)
+                return self._get(mb, msg_id, query)
+            finally:
+                with self._lock:
+                    self._in_flight[mb.email] -= 1
         return 404, _google_error(404), {}
 
     def _authenticate(self, auth):
@@ -310,7 +334,8 @@ _MESSAGES = {400: "Invalid argument", 401: "Request had invalid authentication c
 def _google_error(status: int, reason: str | None = None) -> dict:
     r = reason or {401: "authError", 404: "notFound", 429: "rateLimitExceeded",
                    503: "backendError", 500: "backendError"}.get(status, "failed")
+    domain = "usageLimits" if r in ("rateLimitExceeded", "userRateLimitExceeded") else "global"
     return {"error": {"code": status, "message": _MESSAGES.get(status, "error"),
-                      "errors": [{"message": _MESSAGES.get(status, "error"), "domain": "global",
+                      "errors": [{"message": _MESSAGES.get(status, "error"), "domain": domain,
                                   "reason": r}],
                       "status": _STATUS.get(status, "UNKNOWN")}}

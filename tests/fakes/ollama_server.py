@@ -18,7 +18,11 @@ a generate prompt as the user message). Contract (ollama docs/api.md, docs/opena
 - ``GET /api/tags``, ``POST /api/show``, ``DELETE /api/delete`` (404 ``{"error"}`` if absent).
 - ``POST /api/generate`` / ``POST /api/chat`` (``stream`` default true → NDJSON; final object
   has ``done: true``, ``done_reason`` ``stop`` or ``length``, counts and durations in ns);
-  unknown model → 404 ``{"error": "model 'x' not found"}``.
+  unknown model → 404 ``{"error": "model 'x' not found"}``. ``format`` ("json" or a JSON schema,
+  docs/api.md "Structured outputs") constrains the answer as Ollama does: through llama.cpp's
+  JSON-schema grammar (``json_schema`` of llama-server's ``/completion``).
+- Without a ``llama-server`` binary, ``scripted(model, prompt, format) -> text`` answers instead
+  (a stand-in model for machines without the llama.cpp tools; everything else is the same).
 
 Only digests and counts are logged, never prompt text.
 """
@@ -72,7 +76,8 @@ def _gguf_meta(path: Path) -> dict:
 
 class FakeOllama:
     def __init__(self, root: Path, llama_server: Path | None, *, version: str = "0.30.0",
-                 refuse_adapters: bool = False, threads: int = 2):
+                 refuse_adapters: bool = False, threads: int = 2, scripted=None):
+        self.scripted = scripted
         self.root = Path(root)
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         self.llama_server = llama_server
@@ -126,6 +131,14 @@ class FakeOllama:
         shutil.copy(gguf, self.blob_path(digest))
         self.models[_norm(name)] = self._model_record(name, digest, None, **fields)
 
+    def add_scripted_model(self, name: str, *, template="{{ .Prompt }}", system="", parameters=None) -> None:
+        """Register a model answered by ``scripted`` (no GGUF): for machines without llama.cpp."""
+        self.models[_norm(name)] = {
+            "name": _norm(name), "model_digest": None, "adapter_digest": None, "template": template,
+            "system": system, "parameters": dict(parameters or {}), "parent": "", "family": "scripted",
+            "file_type": None, "size": 0, "modified_at": _now(),
+            "digest": hashlib.sha256(f"scripted:{name}".encode()).hexdigest()}
+
     def _model_record(self, name, model_digest, adapter_digest, *, template="{{ .Prompt }}", system="",
                       parameters=None, parent=""):
         meta = _gguf_meta(self.blob_path(model_digest))
@@ -152,9 +165,17 @@ class FakeOllama:
                 self.runners[key] = srv
             return srv
 
-    def run(self, m: dict, prompt: str, options: dict) -> dict:
+    def run(self, m: dict, prompt: str, options: dict, fmt=None) -> dict:
+        if self.llama_server is None and self.scripted is not None:
+            text = self.scripted(m["name"], prompt, fmt)
+            return {"text": text, "done_reason": "stop", "prompt_eval_count": len(prompt.split()),
+                    "eval_count": len(text.split()), "duration": 1}
         params = {**m["parameters"], **(options or {})}
         body = {v: params[k] for k, v in _OPTION_MAP.items() if k in params}
+        if isinstance(fmt, dict):
+            body["json_schema"] = fmt
+        elif fmt == "json":
+            body["json_schema"] = {"type": "object"}
         stop = params.get("stop") or []
         stop = [stop] if isinstance(stop, str) else list(stop)
         srv = self.runner(m)
@@ -401,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
         if m is None:
             return self._error(404, f"model '{body.get('model')}' not found")
         try:
-            out = s.run(m, msgs_or_prompt(m), body.get("options") or {})
+            out = s.run(m, msgs_or_prompt(m), body.get("options") or {}, body.get("format"))
         except Exception as e:  # the runner failed: Ollama answers 500 {"error"}
             return self._error(500, f"llama runner process has terminated: {str(e)[:200]}")
         final = {"model": body["model"], "created_at": _now(), "done": True, "done_reason": out["done_reason"],

@@ -58,7 +58,9 @@ class DatasetOptions:
     instructions: str = "heuristic"  # or "llm": instructions.py writes each instruction (reverse instructions)
     llm_url: str | None = None  # an OpenAI- or Ollama-compatible endpoint for --instructions llm
     llm_model: str | None = None  # its model name, or alone: a local transformers model
-    emailai_format: bool = False  # also write train_emailai.jsonl / val_emailai.jsonl (emailai_format.py)
+    # also write train_emailai.jsonl / val_emailai.jsonl (emailai_format.py): "fork" (EmailAI as
+    # shipped; True means this) or "upstream" (inbox-zero's newer prompt); False/None: not written
+    emailai_format: bool | str | None = False
     rag: str | None = None  # "bm25" or "minilm": k of the user's past emails in every prompt (mailvoice.rag)
     rag_k: int = 3
     rag_max_chars: int = 600
@@ -265,11 +267,13 @@ def build_dataset(
     if opts.format in ("chat", "both"):
         files["train_chat"] = write_jsonl(out_dir / "train_chat.jsonl", (e.chat() for e in train))
         files["val_chat"] = write_jsonl(out_dir / "val_chat.jsonl", (e.chat() for e in val))
+    emailai_variant = None
     if opts.emailai_format:
-        from .emailai_format import emailai_rows
+        from .emailai_format import emailai_rows, variant
 
-        files["train_emailai"] = write_jsonl(out_dir / "train_emailai.jsonl", emailai_rows(train))
-        files["val_emailai"] = write_jsonl(out_dir / "val_emailai.jsonl", emailai_rows(val))
+        emailai_variant = variant(None if opts.emailai_format is True else opts.emailai_format).name
+        files["train_emailai"] = write_jsonl(out_dir / "train_emailai.jsonl", emailai_rows(train, variant_name=emailai_variant))
+        files["val_emailai"] = write_jsonl(out_dir / "val_emailai.jsonl", emailai_rows(val, variant_name=emailai_variant))
     dates = sorted(e.date for e in examples if e.date)
     words = [len(e.output.split()) for e in examples]
     metadata = {
@@ -292,6 +296,7 @@ def build_dataset(
         },
         "format": opts.format,
         "files": files,
+        "emailai_format": emailai_variant,  # which EmailAI prompt train/val_emailai.jsonl follow, if written
     }
     if index is not None:
         metadata["rag"] = {**index.meta(), "with_examples": {

@@ -81,13 +81,22 @@ def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, no
         opened.insert(0, _previous_records_source(previous))
     stats = SourceStats()
     records = list(read_sources(opened, user_emails=emails, stats=stats))
+    source_stats = stats.as_dict()
+    if db_url:  # found vs read: Gmail's in:sent is the list, EmailMessage only a hint
+        st = src.stats
+        source_stats["emailai"] = {"found": st.listed, "read": st.fetched, "gone": st.missing,
+                                   "listed_gmail": st.listed_gmail, "emailmessage_rows": st.emailmessage_rows,
+                                   "only_in_emailmessage": st.hinted, "draftsendlog": st.draftsendlog}
+        notice(f"EmailAI: found {st.listed} sent emails (Gmail in:sent {st.listed_gmail}; the app's EmailMessage "
+               f"cache held {st.emailmessage_rows}), read {st.fetched}"
+               + (f", {st.missing} gone from Gmail" if st.missing else ""))
     # build first: it raises (too few emails, …) before anything is written
     metadata = build_dataset(
         records,
         out_dir,
         opts,
         sources=[_redact(s) for s in sources] + (["emailai"] if db_url else []),
-        source_stats=stats.as_dict(),
+        source_stats=source_stats,
         tokenizer=tokenizer,
         known_signatures=signatures,
     )

@@ -21,17 +21,21 @@ DEFAULT_URL = "http://127.0.0.1:11434"
 
 
 def normalise_url(url: str | None) -> str:
-    """``OLLAMA_HOST`` style (``host:port``, ``http://host``, with or without ``/api``) → base URL."""
+    """``OLLAMA_HOST`` style (``host:port``, ``http://host``, with or without ``/api``) → base URL.
+
+    Only a plain-HTTP host without a port (``http://gpu-box``, ``gpu-box``) gets Ollama's default
+    port: an ``https://`` URL or one with a path is a proxy's address (the fork's own example is
+    ``https://ai.calldata.app/api``) and keeps its scheme's port and its path."""
     url = (url or os.environ.get("OLLAMA_HOST") or DEFAULT_URL).strip().rstrip("/")
     if "://" not in url:
         url = "http://" + url
     if url.endswith("/api"):
         url = url[: -len("/api")]
     scheme, rest = url.split("://", 1)
-    host = rest.split("/", 1)[0]
-    if ":" not in host.rsplit("]", 1)[-1]:
-        rest = rest.replace(host, host + ":11434", 1)
-    return f"{scheme}://{rest}"
+    host, sep, path = rest.partition("/")
+    if scheme.lower() == "http" and not path and ":" not in host.rsplit("]", 1)[-1]:
+        host += ":11434"
+    return f"{scheme}://{host}{sep}{path}"
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ from ..chat import FORMATS, SYSTEM_PROMPT, ChatFormat, instruction_for
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, sha256_file, write_json, write_text
 from . import gguf as G
-from .emailai import env_lines, render_env, update_env_file
+from .emailai import env_lines, gateway_command, render_env, update_env_file, with_token
 from .modelfile import model_name, ollama_parameters, ollama_tag_for, render_modelfile, serving_template
 
 # A third-party report says Ollama 0.34.1 refuses to create new adapter models; we still ask,
@@ -47,6 +47,10 @@ class DeployOptions:
     # the account addresses EmailAI drafts as (validated: registry.account_emails); empty → the
     # addresses the user's prepared mail knows (registry.dataset_account_emails), if any
     emails: list[str] = field(default_factory=list)
+    # EmailAI's settings: "gateway" (EmailAI → mailvoice gateway at gateway_url, the base model as
+    # its one model) or "single-user" (EmailAI → Ollama, this voice model for every call)
+    setup: str = "gateway"
+    gateway_url: str | None = None
 
 
 @dataclass
@@ -61,6 +65,7 @@ class DeployResult:
     env: dict[str, str]
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    gateway_command: str | None = None  # the `mailvoice gateway` line the gateway set-up needs
 
 
 def chat_format_of(adapter: Path) -> ChatFormat:
@@ -178,7 +183,14 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         return write_text(out / "Modelfile", text)
 
     modelfile = modelfile_for(mode)
-    env = env_lines(name, opts.ollama_url)
+    env = env_lines(name, opts.ollama_url, setup=opts.setup, base_model=base_tag, gateway_url=opts.gateway_url)
+    gw_command = gateway_command(opts.ollama_url, opts.gateway_url) if opts.setup == "gateway" else None
+    if opts.setup == "gateway" and not base_tag:
+        note(f"no Ollama tag is known for base {base.hf_id}: put it on the Ollama server and set "
+             "NEXT_PUBLIC_OLLAMA_MODEL / OLLAMA_MODEL to its name (EmailAI's calls that are not drafts go to it)")
+    elif opts.setup == "gateway" and client is not None and mode != "adapter" and not client.has_model(base_tag):
+        note(f"the base model {base_tag} is not on the Ollama server: run `ollama pull {base_tag}` "
+             "(EmailAI's calls that are not drafts go to it through the gateway)")
     record = {
         "model": name,
         "user_id": user_id,
@@ -203,7 +215,8 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         record.update({"dry_run": True, "planned_at": _now()})
         write_json(out / "deploy-plan.json", record)
         timings["total_s"] = round(time.monotonic() - t0, 2)
-        return DeployResult(name, mode, out, modelfile, merged_gguf, lora_gguf, record, env, notices, timings)
+        return DeployResult(name, mode, out, modelfile, merged_gguf, lora_gguf, record, env, notices, timings,
+                            gw_command)
 
     t = time.monotonic()
     created_mode = _create(client, name, mode, fmt, template, merged_gguf, lora_gguf, base_tag, log, note)
@@ -229,9 +242,9 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
 
     registry.save(record, space.root)
     if opts.env_file:
-        update_env_file(opts.env_file, env)
+        update_env_file(opts.env_file, with_token(env))
     client.close()
-    return DeployResult(name, mode, out, modelfile, merged_gguf, lora_gguf, record, env, notices, timings)
+    return DeployResult(name, mode, out, modelfile, merged_gguf, lora_gguf, record, env, notices, timings, gw_command)
 
 
 def _account_emails(opts: DeployOptions, space, note) -> list[str]:

@@ -224,8 +224,7 @@ def evaluate(
     e_rows = _emailai_rows(data_dir, max_emailai_prompts)
     e_gen = None
     if e_rows:  # EmailAI-shaped held-out prompts (prepare --emailai-format), with EmailAI's own system text
-        from ..dataset.emailai_format import SYSTEM_PROMPT as EMAILAI_SYSTEM
-
+        EMAILAI_SYSTEM = e_rows[0]["messages"][0]["content"]  # the variant the rows were written in (fork|upstream)
         e_prompts = [r["messages"][1]["content"] for r in e_rows]
         e_gen = {side: [g["text"] for g in generate(model_, tok, e_prompts, opts, use_adapter=side == "tuned",
                                                      progress=tick, system=EMAILAI_SYSTEM)]

@@ -42,6 +42,7 @@ from .users import Route, UserDirectory
 
 log = logging.getLogger("mailvoice.gateway")
 
+PATH_TOKEN_PREFIX = "/t/"  # OLLAMA_BASE_URL=http://gateway/t/<token>/api: the token without a header
 DRAFT_PATHS = {"/api/chat": "ollama-chat", "/api/generate": "ollama-generate",
                "/v1/chat/completions": "openai-chat", "/chat/completions": "openai-chat"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -129,21 +130,30 @@ class Gateway:
         return Starlette(routes=[StarletteRoute("/{path:path}", self.handle, methods=methods)], lifespan=lifespan)
 
     # ----------------------------------------------------------------------------- entry
-    def _authorised(self, request: Request) -> bool:
+    def _authorised(self, request: Request) -> tuple[bool, str]:
+        """(allowed?, the path to serve). The token comes as ``Authorization: Bearer <token>`` or,
+        for clients that cannot add a header (EmailAI's Ollama provider sends none), as the first
+        path segments ``/t/<token>/…`` of its base URL (``OLLAMA_BASE_URL=http://gw/t/<token>/api``),
+        stripped before anything is routed or forwarded."""
+        path = request.url.path
         if not self.cfg.token:
-            return True
+            return True, path
+        if path.startswith(PATH_TOKEN_PREFIX):
+            got, _, rest = path[len(PATH_TOKEN_PREFIX):].partition("/")
+            return hmac.compare_digest(got.encode(), self.cfg.token.encode()), "/" + rest
         got = request.headers.get("authorization", "")
-        return hmac.compare_digest(got.encode(), f"Bearer {self.cfg.token}".encode())
+        return hmac.compare_digest(got.encode(), f"Bearer {self.cfg.token}".encode()), path
 
     async def handle(self, request: Request) -> Response:
         t0 = time.perf_counter()
         self.stats["requests"] += 1
-        path = request.url.path
+        allowed, path = self._authorised(request)
         kind = DRAFT_PATHS.get(path, _api_kind(path))
-        if not self._authorised(request):
+        if not allowed:
             self.stats["errors"] += 1
             log.info("route=denied status=401 ms=%.1f", (time.perf_counter() - t0) * 1e3)
-            return _error(kind, 401, "unauthorized: this gateway needs 'Authorization: Bearer <token>'")
+            return _error(kind, 401, "unauthorized: this gateway needs 'Authorization: Bearer <token>' "
+                                     "or the token in the URL path (/t/<token>/api)")
         body = None
         if request.method == "POST" and path in DRAFT_PATHS:
             body = await request.body()
@@ -163,14 +173,14 @@ class Gateway:
                     except UpstreamError as e:
                         if e.status == 404 and self.cfg.fallback_on_missing_model:
                             log.info("route=draft user=%s fallback=model-missing-upstream", route.user_id)
-                            return await self.forward(request, body, t0, route_name="base:model-missing")
+                            return await self.forward(request, body, t0, route_name="base:model-missing", path=path)
                         self.stats["errors"] += 1
                         log.info("route=draft user=%s status=%d ms=%.1f", route.user_id, e.status,
                                  (time.perf_counter() - t0) * 1e3)
                         return _error(kind, e.status, e.message)
                     return resp
-                return await self.forward(request, body, t0, route_name=f"base:{route.reason}")
-        return await self.forward(request, body, t0)
+                return await self.forward(request, body, t0, route_name=f"base:{route.reason}", path=path)
+        return await self.forward(request, body, t0, path=path)
 
     # ----------------------------------------------------------------------------- pass-through
     def _fwd_headers(self, request: Request) -> dict:
@@ -181,9 +191,11 @@ class Gateway:
             h["authorization"] = f"Bearer {self.cfg.upstream_token}"
         return h
 
-    async def forward(self, request: Request, body: bytes | None, t0: float, route_name: str = "pass") -> Response:
+    async def forward(self, request: Request, body: bytes | None, t0: float, route_name: str = "pass",
+                      path: str | None = None) -> Response:
         self.stats["passthrough"] += 1
-        url = self.cfg.upstream + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        path = path or request.url.path
+        url = self.cfg.upstream + path + (f"?{request.url.query}" if request.url.query else "")
         has_body = body is not None or "content-length" in request.headers or "transfer-encoding" in request.headers
         content = body if body is not None else (request.stream() if has_body else None)
         try:
@@ -192,7 +204,7 @@ class Gateway:
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             self.stats["errors"] += 1
             log.info("route=%s status=502 error=%s ms=%.1f", route_name, type(e).__name__, (time.perf_counter() - t0) * 1e3)
-            return _error(_api_kind(request.url.path), 502,
+            return _error(_api_kind(path), 502,
                           f"mailvoice gateway: the upstream at {self.cfg.upstream} is unreachable ({type(e).__name__})")
         route = route_name.split(":")[0]
         length = resp.content_length
@@ -202,7 +214,7 @@ class Gateway:
                 data = await resp.read()
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                 resp.release()
-                return _error(_api_kind(request.url.path), 502, f"mailvoice gateway: the upstream broke off ({type(e).__name__})")
+                return _error(_api_kind(path), 502, f"mailvoice gateway: the upstream broke off ({type(e).__name__})")
             headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
             headers["x-mailvoice-route"] = route
             log.info("route=%s status=%d in=%d ms=%.1f", route_name, resp.status, len(body or b""), (time.perf_counter() - t0) * 1e3)
@@ -233,7 +245,7 @@ class Gateway:
         """The prompt the user's adapter was trained on: ours (with retrieval if it learned with it),
         or EmailAI's own for an adapter trained on train_emailai.jsonl."""
         if route.prompt == "emailai":
-            return to_emailai_messages(parsed)
+            return to_emailai_messages(parsed, route.emailai_variant)
         retrieve = None
         if route.retrieval:
             from ..rag.index import load_cached
@@ -335,8 +347,8 @@ class Gateway:
         headers = {"x-mailvoice-route": "voice"}
 
         def finish(stats: dict):
-            log.info("route=draft user=%s kind=%s stream=%s tokens=%s ms=%.1f", route.user_id, kind, stream,
-                     stats.get("tokens"), (time.perf_counter() - t0) * 1e3)
+            log.info("route=draft call=%s user=%s kind=%s stream=%s tokens=%s ms=%.1f", parsed.kind, route.user_id, kind,
+                     stream, stats.get("tokens"), (time.perf_counter() - t0) * 1e3)
 
         if stream and n == 1 and self.cfg.upstream_api == "ollama" and route.prompt != "emailai":
             agen = self._stream_ollama(route.model, messages, self.cfg.draft_options)

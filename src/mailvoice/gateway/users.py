@@ -39,18 +39,36 @@ class Route:
     reason: str  # voice | no-user | ambiguous-email | no-model | gate-failed | no-evaluation
     retrieval: str | None = None  # the adapter's retrieval index (prepare --rag): used in its prompts
     prompt: str = "instruction"  # "emailai": the adapter learned EmailAI's own prompt (train_emailai.jsonl)
+    emailai_variant: str = "fork"  # which EmailAI prompt it learned (emailai_format.VARIANTS), for prompt="emailai"
 
 
-def adapter_prompt(adapter) -> tuple[str | None, str]:
-    """(retrieval folder, prompt style) the adapter was trained with, from the files it carries."""
+def adapter_prompt(adapter, data_dirs=()) -> tuple[str | None, str, str]:
+    """(retrieval folder, prompt style, EmailAI variant) the adapter was trained with, from the
+    files it carries; the variant is read off the first training row's system text (the training
+    file, in ``data_dirs`` when its recorded name is relative), else the fork's."""
     if not adapter:
-        return None, "instruction"
+        return None, "instruction", "fork"
     from ..evaluate.generate import trained_on
     from ..rag.index import find_index
 
     idx = find_index(Path(adapter))
-    style = "emailai" if "emailai" in str(trained_on(Path(adapter)) or "") else "instruction"
-    return (str(idx) if idx else None), style
+    train_file = trained_on(Path(adapter))
+    style = "emailai" if "emailai" in str(train_file or "") else "instruction"
+    variant = _emailai_variant(train_file, data_dirs) if style == "emailai" else "fork"
+    return (str(idx) if idx else None), style, variant
+
+
+def _emailai_variant(train_file, data_dirs=()) -> str:
+    from ..dataset.emailai_format import DEFAULT_VARIANT, variant_of_system
+
+    p = Path(train_file)
+    for cand in [p] if p.is_absolute() else [Path(d) / p for d in data_dirs]:
+        try:
+            with open(cand) as fh:
+                return variant_of_system(json.loads(fh.readline())["messages"][0]["content"])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue
+    return DEFAULT_VARIANT
 
 
 def load_users_map(path: Path | None) -> dict[str, str]:
@@ -119,7 +137,8 @@ class UserDirectory:
                 elif g is None and self.require_eval:
                     by_user[uid] = Route(uid, None, "no-evaluation")
                 else:
-                    by_user[uid] = Route(uid, rec["model"], "voice", *adapter_prompt(rec.get("adapter")))
+                    data_dirs = [Path(self.root) / uid / "data"] if self.root else []
+                    by_user[uid] = Route(uid, rec["model"], "voice", *adapter_prompt(rec.get("adapter"), data_dirs))
             for k in EMAIL_KEYS:
                 v = rec.get(k)
                 for e in ([v] if isinstance(v, str) else v if isinstance(v, list) else []):

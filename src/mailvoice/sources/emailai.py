@@ -7,10 +7,13 @@ mail accounts and encrypted OAuth tokens, and (when its analytics sync ran) one
 1. resolves the user in ``"User"`` (by id, by e-mail, or by one of their account addresses);
 2. reads their ``"EmailAccount"`` rows (address, ``signature`` for the cleaning stage) joined to
    the NextAuth ``"Account"`` rows, and decrypts the tokens (see :mod:`.tokencrypt`);
-3. per account lists sent message ids from ``"EmailMessage"`` (``sent AND NOT draft``), or from
-   Gmail's ``in:sent`` search when that table has no such rows;
-4. fetches each message's RFC 822 bytes from Gmail (``format=raw``) and parses them with
-   :func:`mailvoice.sources.parse.parse_message`;
+3. per account lists **every** sent message from Gmail's ``in:sent`` search (all pages). In the
+   app ``"EmailMessage"`` is an analytics cache, filled only when the user opens their stats and
+   capped per run (``apps/web/utils/actions/stats.ts``), so it is only a hint: its sent rows that
+   Gmail's list lacks are fetched too, and ``stats`` reports what was found against what was read;
+4. fetches each message's RFC 822 bytes from Gmail (``format=raw``), ``concurrency`` requests at
+   a time (in order; 429s and rate-limit 403s are retried with backoff by :class:`GmailClient`),
+   and parses them with :func:`mailvoice.sources.parse.parse_message`;
 5. where the newer upstream ``"DraftSendLog"."sentText"`` exists, also yields those texts
    (the user's final reply to an AI draft) as records with ``message_id = draftsendlog:<id>``,
    skipping any whose Gmail message was already yielded.
@@ -25,7 +28,9 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -75,9 +80,12 @@ class EmailAIAccount:
 class EmailAIStats:
     accounts: int = 0
     accounts_skipped: int = 0
-    listed: int = 0
-    listed_from: dict[str, str] = field(default_factory=dict)  # account -> "EmailMessage"|"gmail"
-    fetched: int = 0
+    listed: int = 0  # found: Gmail's in:sent list plus EmailMessage rows it lacked
+    listed_from: dict[str, str] = field(default_factory=dict)  # account -> "gmail" | "gmail+EmailMessage"
+    listed_gmail: int = 0  # of ``listed``, from Gmail's list
+    hinted: int = 0  # of ``listed``, only from "EmailMessage" (Gmail's list lacked them)
+    emailmessage_rows: int = 0  # sent rows "EmailMessage" held (the app's cache): for the report
+    fetched: int = 0  # read
     missing: int = 0  # listed but Gmail answered 404
     parse_failed: int = 0
     draftsendlog: int = 0
@@ -198,6 +206,28 @@ def _default_parse() -> Callable[..., MailRecord]:
     return parse_message
 
 
+def fetch_in_order(client: GmailClient, refs: Iterable[MessageRef], concurrency: int) -> Iterator[tuple]:
+    """(ref, raw-or-None) in list order, ``concurrency`` fetches in flight: a bounded window, so a
+    slow consumer holds at most that many messages in memory (bench/emailai_fetch.py)."""
+    if concurrency <= 1:
+        for ref in refs:
+            yield ref, client.get_raw(ref.id)
+        return
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gmail-get")
+    window: deque = deque()
+    try:
+        for ref in refs:
+            window.append((ref, pool.submit(client.get_raw, ref.id)))
+            if len(window) >= concurrency:
+                r, fut = window.popleft()
+                yield r, fut.result()
+        while window:
+            r, fut = window.popleft()
+            yield r, fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class EmailAISource(Source):
     """Iterator over the user's sent mail as :class:`MailRecord` objects (streams)."""
 
@@ -218,6 +248,7 @@ class EmailAISource(Source):
         limit: int | None = None,
         page_size: int = _PAGE,
         max_tries: int = 5,
+        concurrency: int = 8,
         backoff_base: float = 0.5,
         backoff_max: float = 32.0,
         http_timeout: float = 60.0,
@@ -252,6 +283,9 @@ class EmailAISource(Source):
         self._limit = limit
         self._page = max(1, min(int(page_size), 500))
         self._max_tries = max_tries
+        # Gmail allows 250 quota units per user per second (messages.get costs 5) and answers 429
+        # "Too many concurrent requests for user" beyond its concurrency limit: a few at a time.
+        self._concurrency = max(1, int(concurrency))
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._http_timeout = http_timeout
@@ -507,9 +541,8 @@ class EmailAISource(Source):
                 and acct.expires_at <= time.time() + _EXPIRY_MARGIN_S
             ):
                 client.refresh()
-            for ref in self._message_refs(acct, client):
+            for ref, raw in fetch_in_order(client, self._message_refs(acct, client), self._concurrency):
                 self.stats.listed += 1
-                raw = client.get_raw(ref.id)
                 if raw is None:
                     self.stats.missing += 1
                     log.info("%s: message %s is gone from Gmail; skipped", acct.email, ref.id)
@@ -517,6 +550,9 @@ class EmailAISource(Source):
                     self.stats.fetched += 1
                     fetched_ids.add(ref.id)
                 yield ("msg", acct, ref, raw)
+            log.info("%s: found %d sent emails (Gmail in:sent %d, \"EmailMessage\" held %d, %d only there), read %d",
+                     acct.email, self.stats.listed, self.stats.listed_gmail, self.stats.emailmessage_rows,
+                     self.stats.hinted, self.stats.fetched)
             if self._include_dsl:
                 for rec in self._draftsendlog_records(acct, fetched_ids):
                     yield ("dsl", acct, rec)
@@ -604,20 +640,25 @@ class EmailAISource(Source):
         )
 
     def _message_refs(self, acct: EmailAIAccount, client: GmailClient) -> Iterator[MessageRef]:
-        if (acct.id and self._has("EmailMessage", "id", "messageId", "threadId", "date",
-                                   "sent", "draft", "emailAccountId")):
-            has_rows = self._query_all(
-                'SELECT EXISTS (SELECT 1 FROM "EmailMessage" WHERE "emailAccountId" = %s '
-                'AND "sent" = true AND "draft" = false)',
-                (acct.id,),
-            )[0][0]
-            if has_rows:
-                self.stats.listed_from[acct.email] = "EmailMessage"
-                yield from self._db_message_refs(acct.id)
-                return
-        log.info("%s: no sent rows in \"EmailMessage\"; listing Gmail %s", acct.email, self._query)
+        """Every message of Gmail's ``in:sent`` (all pages), then the sent ``"EmailMessage"`` rows
+        Gmail's list lacked (a hint: that table is a partial cache, never the list itself)."""
+        listed: set[str] = set()
         self.stats.listed_from[acct.email] = "gmail"
-        yield from client.list_messages(self._query, page_size=self._page)
+        for ref in client.list_messages(self._query, page_size=self._page):
+            if ref.id not in listed:
+                listed.add(ref.id)
+                self.stats.listed_gmail += 1
+                yield ref
+        if not (acct.id and self._has("EmailMessage", "id", "messageId", "threadId", "date",
+                                      "sent", "draft", "emailAccountId")):
+            return
+        for ref in self._db_message_refs(acct.id):
+            self.stats.emailmessage_rows += 1
+            if ref.id not in listed:
+                listed.add(ref.id)
+                self.stats.hinted += 1
+                self.stats.listed_from[acct.email] = "gmail+EmailMessage"
+                yield ref
 
     def _db_message_refs(self, account_id: str) -> Iterator[MessageRef]:
         seen: set[str] = set()

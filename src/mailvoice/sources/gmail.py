@@ -11,7 +11,10 @@ Only what the EmailAI source needs, on ``httpx``:
 
 A 401 triggers one refresh (when a refresh token and client credentials are known) and a retry;
 429, 5xx, Gmail's rate-limit 403s and transport errors are retried with exponential backoff and
-jitter up to ``max_tries`` attempts. Tokens travel only in the ``Authorization`` header or the
+jitter up to ``max_tries`` attempts, never sooner than a ``Retry-After`` header asks (Gmail API
+"Handle errors": https://developers.google.com/workspace/gmail/api/guides/handle-errors — 403
+``userRateLimitExceeded``/``rateLimitExceeded``, 429 "Too many concurrent requests for user",
+500/503: "retry using exponential backoff"). One client may be used from several threads. Tokens travel only in the ``Authorization`` header or the
 token request body, never in URLs, log lines or error messages.
 """
 
@@ -21,6 +24,7 @@ import base64
 import binascii
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,6 +87,8 @@ class GmailClient:
         self.label = label  # used in messages: the account address, never a token
         self.expires_at: float | None = None
         self.refresh_count = 0
+        # fetches may run on several threads (httpx.Client is thread-safe); one refresh at a time
+        self._refresh_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -200,14 +206,16 @@ class GmailClient:
 
     def _request_json(self, method: str, url: str, *, params: dict, what: str,
                       allow_404: bool = False) -> dict | None:
-        if not self._access_token:
-            self.refresh()
+        with self._refresh_lock:
+            if not self._access_token:
+                self.refresh()
         refreshed = False
         while True:
+            used = self._access_token
             resp = self._send_with_retries(
                 lambda: self._http.request(
                     method, url, params=params,
-                    headers={"Authorization": f"Bearer {self._access_token}",
+                    headers={"Authorization": f"Bearer {used}",
                              "Accept": "application/json"},
                 ),
                 what=what,
@@ -222,8 +230,10 @@ class GmailClient:
                         f"{self.label}: Gmail rejected the access token (HTTP 401) and no "
                         "refresh token is stored; reconnect the account in EmailAI"
                     )
-                log.info("%s: Gmail answered 401; refreshing the access token once", self.label)
-                self.refresh()
+                with self._refresh_lock:
+                    if self._access_token == used:  # another thread may have refreshed already
+                        log.info("%s: Gmail answered 401; refreshing the access token once", self.label)
+                        self.refresh()
                 refreshed = True
                 continue
             if resp.status_code == 404 and allow_404:
