@@ -272,8 +272,13 @@ def evaluate(
     min_voice_score: Annotated[Optional[float], typer.Option("--min-voice-score")] = None,
     min_novelty: Annotated[Optional[float], typer.Option("--min-novelty")] = None,
     max_canary_leaks: Annotated[Optional[int], typer.Option("--max-canary-leaks", min=0)] = None,
+    max_habit_ratio: Annotated[Optional[float], typer.Option("--max-habit-ratio", min=0, help="Gate: habit distance to your profile / your own held-out mail's (benchmark target 1.5).")] = None,
+    max_discriminator_auc: Annotated[Optional[float], typer.Option("--max-discriminator-auc", min=0, max=1, help="Gate: real-vs-generated classifier AUC (0.5 = indistinguishable; target 0.75).")] = None,
+    min_stop_rate: Annotated[Optional[float], typer.Option("--min-stop-rate", min=0, max=1, help="Gate: share of generations that end by themselves (target 0.95).")] = None,
+    min_user_gain: Annotated[Optional[float], typer.Option("--min-user-gain", help="Gate: user-specific perplexity gain (target > 0).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts generated at once.")] = 16,
     control_data: Annotated[Optional[Path], typer.Option("--control-data", help="Other authors' mail (a source or a prepared folder); default: the bundled contrast corpus.")] = None,
-    max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for.")] = 8,
+    max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for (the real-vs-generated discriminator needs ≥ 5).")] = 16,
     rag_compare: Annotated[bool, typer.Option("--rag-compare/--no-rag-compare", help="With a retrieval index: answer the val prompts with and without the retrieved emails.")] = True,
     emailai_prompts: Annotated[int, typer.Option("--emailai-prompts", min=0, help="Held-out EmailAI-shaped prompts (val_emailai.jsonl, prepare --emailai-format) to score; 0 skips.")] = 4,
 ):
@@ -293,9 +298,23 @@ def evaluate(
                          + (f", other authors {p['control']['base']:.1f} → {p['control']['tuned']:.1f}" if p["control"]["base"] else ""))
         if v["calibrated"]:
             ui.out.print(f"voice: floor {v['floor']:.2f}, base {v['scores']['base'] or 0:.2f}, tuned {v['scores']['tuned'] or 0:.2f}, "
-                         f"ceiling {v['ceiling']:.2f} → voice score {v['voice_score']['tuned'] or 0:.2f} (base {v['voice_score']['base'] or 0:.2f})")
+                         f"ceiling {v['ceiling']:.2f} → voice score {v['voice_score']['tuned'] or 0:.2f} (base {v['voice_score']['base'] or 0:.2f})"
+                         + ("  [yellow]above the ceiling: more 'you' than your own mail — a caricature?[/]"
+                            if (v.get("above_ceiling") or {}).get("tuned") else ""))
         else:
             ui.notice(v["reason"])
+        hr, d = m["features"].get("habit_ratio") or {}, m.get("discriminator") or {}
+        if hr.get("tuned") is not None:
+            ui.out.print(f"habit distance / your own held-out's: tuned {hr['tuned']:.2f}, base {hr['base'] or 0:.2f}, "
+                         f"other authors {hr['other_authors'] or 0:.2f}")
+        if (d.get("tuned") or {}).get("auc") is not None:
+            ui.out.print(f"real vs generated (AUC, 0.5 = indistinguishable): tuned {d['tuned']['auc']:.2f}, "
+                         f"base {d['base']['auc']:.2f} ({d['tuned']['pairs']} pairs)")
+        ui.out.print(f"stop rate: tuned {m['stop_rate']['tuned']:.2f}, base {m['stop_rate']['base']:.2f}"
+                     + (f"; user-specific perplexity gain {p['user_specific_gain']:.3f}" if p.get("user_specific_gain") is not None else ""))
+        c = m["content"]
+        if c.get("tuned") and c["tuned"].get("rouge_l") is not None:
+            ui.out.print(f"content overlap with the real reply (ROUGE-L): tuned {c['tuned']['rouge_l']:.3f}, base {c['base']['rouge_l']:.3f}")
         nov = m["novelty"]["tuned"]["novelty"]
         if nov is not None:
             ui.out.print(f"novelty (new 8-grams): {nov:.3f}" + ("  [yellow]below 0.95: it may be copying training text[/]" if m["novelty"]["flagged"] else ""))
@@ -313,11 +332,12 @@ def evaluate(
 
     opts = GenOptions(max_new_tokens=max_new_tokens)
     try:
-        with ui.step("generating (tuned, then base) and scoring") as tick:
-            res = run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, tick=tick,
-                           control_data=control_data, report=report, max_val_prompts=max_val_prompts,
-                           min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
-                           compare_rag=rag_compare, max_emailai_prompts=emailai_prompts)
+        res = run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, step=ui.step,
+                       control_data=control_data, report=report, max_val_prompts=max_val_prompts,
+                       min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
+                       max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
+                       min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, batch_size=batch_size,
+                       compare_rag=rag_compare, max_emailai_prompts=emailai_prompts, notice=ui.notice)
     except MailvoiceError as e:
         if getattr(e, "result", None) is not None:
             _summary(e.result)
