@@ -189,6 +189,8 @@ def train(
     user_id: Annotated[Optional[str], typer.Option("--user-id", help="Train on this user's prepared data.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset folder (default: the user's data/).")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps")] = None,
+    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Override num_train_epochs (passes over your rows).")] = None,
+    time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Cap the wall time (600, 45m, 1.5h): stops and saves at the last step that fits, saying what was cut.")] = None,
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Override base_model.")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Show the resolved config and exit.")] = False,
     backup_to: Annotated[Optional[str], typer.Option("--backup-to", help="Upload every checkpoint, encrypted, here (s3://…, a folder, any fsspec URL).")] = None,
@@ -202,7 +204,10 @@ def train(
     from . import ui
     from .train.config import load_config
 
-    cfg = load_config(config, {"max_steps": max_steps, "base_model": base_model})
+    from .train.run import parse_duration
+
+    cfg = load_config(config, {"max_steps": max_steps, "base_model": base_model, "num_train_epochs": epochs})
+    budget_s = parse_duration(time_budget) if time_budget is not None else None
     if accelerate_config:
         from .train.accelerate import LAUNCH, write_fsdp_config
 
@@ -225,12 +230,14 @@ def train(
         recipients = recipient or [r for r in os.environ.get("MAILVOICE_AGE_RECIPIENTS", "").split(",") if r]
         hook = make_checkpoint_hook(backup_to, user_id, recipients or None, passphrase_file=passphrase_file,
                                     root=workspace, storage_options=_storage(backup_to))
-    result = _run_training(cfg, data_dir, run_dir, resume_from_checkpoint, hook)
+    result = _run_training(cfg, data_dir, run_dir, resume_from_checkpoint, hook, budget_s)
     s = result.summary
     ui.out.print(
         f"[green]trained[/] {s['steps']} steps in {s['wall_time_s']:.0f}s "
         f"({s['tokens_per_s']} tok/s), final loss {s['final_train_loss']:.3f} → {result.final_dir}"
     )
+    if (s.get("time_budget") or {}).get("cut"):
+        ui.notice(s["time_budget"]["message"])
 
 
 def _train_paths(cfg, user_id, data, output, workspace):
@@ -244,7 +251,7 @@ def _train_paths(cfg, user_id, data, output, workspace):
     return Path(data_dir), Path(run_dir)
 
 
-def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None):
+def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None, time_budget_s=None):
     from . import ui
     from .train.run import train as run_train
 
@@ -257,6 +264,7 @@ def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None):
             on_checkpoint=on_checkpoint,
             progress=lambda step, total, logs: tick(total=total, completed=step),
             notice=ui.notice,
+            time_budget_s=time_budget_s,
         )
 
 
