@@ -55,6 +55,8 @@ def test_results_metrics_and_evaluation_record(tiny_eval):
     assert set(m["features"]["habit_ratio"]) == {"other_authors", "base", "tuned"}
     assert 0 <= m["stop_rate"]["tuned"] <= 1 and "above_ceiling" in m["voice"]
     assert 'id="real"' in tiny_eval["out"].with_name("report.html").read_text()
+    nc = m["notes"]["tuned"]  # the second bundled test prompt carries three typed notes
+    assert nc["prompts"] >= 1 and nc["items"] >= 3 and 0 <= nc["coverage"] <= 1
     p = m["perplexity"]
     assert p["user"]["base"] > 0 and p["control"]["base"] > 0 and p["user_specific_gain"] is not None
     assert m["control"]["heldout"] >= 10 and m["control"]["source"].endswith("contrast-sent.mbox")

@@ -284,6 +284,7 @@ def evaluate(
     max_discriminator_auc: Annotated[Optional[float], typer.Option("--max-discriminator-auc", min=0, max=1, help="Gate: real-vs-generated classifier AUC (0.5 = indistinguishable; target 0.75).")] = None,
     min_stop_rate: Annotated[Optional[float], typer.Option("--min-stop-rate", min=0, max=1, help="Gate: share of generations that end by themselves (target 0.95).")] = None,
     min_user_gain: Annotated[Optional[float], typer.Option("--min-user-gain", help="Gate: user-specific perplexity gain (target > 0).")] = None,
+    min_note_coverage: Annotated[Optional[float], typer.Option("--min-note-coverage", min=0, max=1, help="Gate: share of the prompts' note items the emails express (target 0.8).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts generated at once.")] = 16,
     control_data: Annotated[Optional[Path], typer.Option("--control-data", help="Other authors' mail (a source or a prepared folder); default: the bundled contrast corpus.")] = None,
     max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for (the real-vs-generated discriminator needs ≥ 5).")] = 16,
@@ -320,6 +321,10 @@ def evaluate(
                          f"base {d['base']['auc']:.2f} ({d['tuned']['pairs']} pairs)")
         ui.out.print(f"stop rate: tuned {m['stop_rate']['tuned']:.2f}, base {m['stop_rate']['base']:.2f}"
                      + (f"; user-specific perplexity gain {p['user_specific_gain']:.3f}" if p.get("user_specific_gain") is not None else ""))
+        nc = m.get("notes") or {}
+        if (nc.get("tuned") or {}).get("coverage") is not None:
+            ui.out.print(f"note coverage ({nc['tuned']['items']} note items in {nc['tuned']['prompts']} prompts): "
+                         f"tuned {nc['tuned']['coverage']:.2f}, base {nc['base']['coverage']:.2f}")
         c = m["content"]
         if c.get("tuned") and c["tuned"].get("rouge_l") is not None:
             ui.out.print(f"content overlap with the real reply (ROUGE-L): tuned {c['tuned']['rouge_l']:.3f}, base {c['base']['rouge_l']:.3f}")
@@ -344,7 +349,8 @@ def evaluate(
                        control_data=control_data, report=report, max_val_prompts=max_val_prompts,
                        min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
                        max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
-                       min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, batch_size=batch_size,
+                       min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage,
+                       batch_size=batch_size,
                        compare_rag=rag_compare, max_emailai_prompts=emailai_prompts, notice=ui.notice)
     except MailvoiceError as e:
         if getattr(e, "result", None) is not None:

@@ -126,19 +126,19 @@ def _real_section(metrics: dict) -> str:
     """The measures a caricature cannot pass: real-vs-generated AUC, habit ratio, stop rate, content."""
     disc = metrics.get("discriminator") or {}
     hr = (metrics.get("features") or {}).get("habit_ratio") or {}
-    c, st = metrics.get("content") or {}, metrics.get("stop_rate") or {}
+    c, st, nc = metrics.get("content") or {}, metrics.get("stop_rate") or {}, metrics.get("notes") or {}
     rows = ""
     for side in ("base", "tuned"):
         dd = disc.get(side) or {}
         rows += (f"<tr><td>{side}</td><td>{_fmt(dd.get('auc'))}</td><td>{_fmt(hr.get(side))}</td><td>{_fmt(st.get(side))}</td>"
-                 f"<td>{_fmt((c.get(side) or {}).get('rouge_l'), 3)}</td></tr>")
+                 f"<td>{_fmt((nc.get(side) or {}).get('coverage'))}</td><td>{_fmt((c.get(side) or {}).get('rouge_l'), 3)}</td></tr>")
     why = html.escape((disc.get("tuned") or {}).get("reason") or "not measured")
     return f"""<h2 id="real">Real or generated?</h2>
 <p>A second classifier is trained to tell your real held-out replies from the model's replies to the same prompts:
 0.5 means it cannot tell them apart, 1.0 that it always can. The habit ratio is the distance of the model's habits
 (length, greetings, sign-offs, punctuation) from your profile divided by your own held-out emails' distance: 1 = as close as you.</p>
-<table><tr><th>model</th><th>real-vs-generated AUC</th><th>habit ratio</th><th>stop rate</th><th>content overlap (ROUGE-L)</th></tr>{rows}
-<tr><td>other authors</td><td>–</td><td>{_fmt(hr.get('other_authors'))}</td><td>–</td><td>–</td></tr></table>
+<table><tr><th>model</th><th>real-vs-generated AUC</th><th>habit ratio</th><th>stop rate</th><th>note coverage</th><th>content overlap (ROUGE-L)</th></tr>{rows}
+<tr><td>other authors</td><td>–</td><td>{_fmt(hr.get('other_authors'))}</td><td>–</td><td>–</td><td>–</td></tr></table>
 <p class=muted>{why}.</p>
 """
 

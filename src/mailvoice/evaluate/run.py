@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..chat import prompt_fields
+from ..dataset.notes import note_coverage
 from ..errors import MailvoiceError
 from ..workspace import read_jsonl, write_json
 from .generate import (GenOptions, generate, load_prompts, load_tuned, reply_perplexity, resolve_adapter,
@@ -120,7 +122,8 @@ def _threshold_check(name: str, value, threshold, option: str, *, at_most: bool,
 
 
 def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canary_leaks=None,
-             max_habit_ratio=None, max_discriminator_auc=None, min_stop_rate=None, min_user_gain=None) -> dict:
+             max_habit_ratio=None, max_discriminator_auc=None, min_stop_rate=None, min_user_gain=None,
+             min_note_coverage=None) -> dict:
     checks = []
     if min_voice_score is not None:
         v = metrics["voice"]["voice_score"].get("tuned")
@@ -160,6 +163,10 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
         checks.append(_threshold_check("user-specific perplexity gain", metrics["perplexity"].get("user_specific_gain"),
                                        min_user_gain, "--min-user-gain", at_most=False, digits=3,
                                        why_none="needs held-out user emails and a control set"))
+    if min_note_coverage is not None:
+        checks.append(_threshold_check("note coverage", ((metrics.get("notes") or {}).get("tuned") or {}).get("coverage"),
+                                       min_note_coverage, "--min-note-coverage", at_most=False,
+                                       why_none="no prompt carries notes"))
     leaks = metrics["pii"]["leaked"]
     checks.append({"check": "PII", "passed": not leaks, "value": len(leaks),
                    "message": "no real PII from training came back" if not leaks
@@ -169,7 +176,7 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
             "thresholds": {"min_voice_score": min_voice_score, "min_novelty": min_novelty,
                            "max_canary_leaks": max_canary_leaks, "max_habit_ratio": max_habit_ratio,
                            "max_discriminator_auc": max_discriminator_auc, "min_stop_rate": min_stop_rate,
-                           "min_user_gain": min_user_gain}}
+                           "min_user_gain": min_user_gain, "min_note_coverage": min_note_coverage}}
 
 
 def adapter_digest(adapter: Path) -> str:
@@ -228,6 +235,7 @@ def evaluate(
     max_discriminator_auc: float | None = None,
     min_stop_rate: float | None = None,
     min_user_gain: float | None = None,
+    min_note_coverage: float | None = None,
     batch_size: int = 16,
     canary_candidates: int = 100,
     max_control_rows: int = 30,
@@ -373,6 +381,9 @@ def evaluate(
         nov = {"tuned": M.novelty(tuned_texts, grams), "base": M.novelty(base_texts, grams),
                "user_heldout": M.novelty(user_held, grams), "flag_below": novelty_flag}
         nov["flagged"] = nov["tuned"]["novelty"] is not None and nov["tuned"]["novelty"] < novelty_flag
+        prompt_notes = [prompt_fields(t)["notes"] for t in texts]
+        notes = {side: note_coverage(prompt_notes, g) for side, g in (("tuned", tuned_texts), ("base", base_texts))}
+        notes["note"] = "share of the prompts' note items the email expresses (half of an item's content words or more)"
         advance()
     records = Path(data_dir) / "records.jsonl" if data_dir else None
     train_pii: set[str] = set()
@@ -415,6 +426,7 @@ def evaluate(
         "delta": delta,
         "features": features,
         "content": content,
+        "notes": notes,
         "novelty": nov,
         "canaries": canary,
         "pii": pii,
@@ -424,7 +436,7 @@ def evaluate(
     }
     gate = run_gate(metrics, min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
                     max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
-                    min_stop_rate=min_stop_rate, min_user_gain=min_user_gain)
+                    min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage)
     metrics["gate"] = gate
     output = Path(output)
     write_json(output, results)
@@ -486,6 +498,7 @@ def headline(metrics: dict) -> dict:
         "habit_ratio": metrics["features"].get("habit_ratio"),
         "discriminator_auc": {k: (metrics.get("discriminator") or {}).get(k, {}).get("auc") for k in ("tuned", "base")},
         "stop_rate": metrics["stop_rate"],
+        "note_coverage": {k: ((metrics.get("notes") or {}).get(k) or {}).get("coverage") for k in ("tuned", "base")},
         "content_rouge_l": {k: (metrics["content"].get(k) or {}).get("rouge_l") for k in ("tuned", "base")},
         "novelty": metrics["novelty"]["tuned"]["novelty"],
         "perplexity_user": [p["user"]["base"], p["user"]["tuned"]],
