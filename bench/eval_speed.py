@@ -69,7 +69,9 @@ def main() -> None:
         return time.perf_counter() - t, vals
 
     t_new, new = gen_pass(args.batch)
+    print(f"batched generation: {t_new:.1f}s", flush=True)
     t_old, old = gen_pass(1)
+    print(f"one-by-one generation: {t_old:.1f}s", flush=True)
     p_new, pv_new = ppl_pass(8)
     p_old, pv_old = ppl_pass(1)
     same = sum(a["text"] == b["text"] for s in range(2) for a, b in zip(new[s], old[s], strict=True))
