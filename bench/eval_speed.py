@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--ppl-rows", type=int, default=24)
+    ap.add_argument("--mails", type=int, default=80, help="Dana's sample emails prepared for the prompts")
     args = ap.parse_args()
 
     import torch
@@ -43,13 +44,15 @@ def main() -> None:
     from mailvoice.models import ensure_preset
     from mailvoice.workspace import read_jsonl
 
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        prepare(sources=[str(trimmed_mbox(Path(tmp) / "dana.mbox", 150))], out_dir=Path(tmp) / "data",
+        prepare(sources=[str(trimmed_mbox(Path(tmp) / "dana.mbox", args.mails))], out_dir=Path(tmp) / "data",
                 user_emails=[DANA], opts=DatasetOptions(min_emails=20), notice=lambda m: None)
         rows = read_jsonl(Path(tmp) / "data" / "val_chat.jsonl") + read_jsonl(Path(tmp) / "data" / "train_chat.jsonl")
     prompts = [p["prompt"] for p in json.loads((ROOT / "data-samples" / "test-prompts.json").read_text())]
     prompts = (prompts + [r["messages"][1]["content"] for r in rows])[: args.prompts]
     ppl_rows = rows[: args.ppl_rows]
+    print(f"prepared {len(rows)} rows in {time.perf_counter() - t0:.0f}s", flush=True)
 
     base = str(ensure_preset("smollm2-135m"))
     tok = AutoTokenizer.from_pretrained(base)

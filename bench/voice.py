@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--time-budget", default=None, help="per author, e.g. 20m")
     ap.add_argument("--max-new-tokens", type=int, default=120)
     ap.add_argument("--max-val-prompts", type=int, default=16)
+    ap.add_argument("--val-fraction", type=float, default=0.25,
+                    help="held out per author (0.1 leaves 4 of 40: too few for the discriminator's 5 pairs)")
     ap.add_argument("--out", type=Path, default=Path("voice-bench.json"))
     args = ap.parse_args()
 
@@ -97,7 +99,8 @@ def main() -> None:
             t = time.time()
             try:
                 prepare(sources=[f"eml:{eml_dir(found[a], tmp / f'a{i}' / 'mail')}"], out_dir=tmp / f"a{i}" / "data",
-                        user_emails=[a], opts=DatasetOptions(min_emails=20), notice=lambda m: None)
+                        user_emails=[a], opts=DatasetOptions(min_emails=20, val_fraction=args.val_fraction),
+                        notice=lambda m: None)
                 data[a] = (tmp / f"a{i}" / "data", time.time() - t)
             except MailvoiceError as e:
                 print(f"author {i}: skipped at prepare ({e})", flush=True)
