@@ -157,7 +157,8 @@ def _row_sampler(seeds: list[int], temperature: float, top_p: float):
 def reply_perplexity(model, tok, rows: list[dict], *, use_adapter: bool = True, batch_size: int = 8,
                      progress=None) -> float | None:
     """exp(mean NLL) of the reply tokens (and end token) given the prompt: lower = more 'like this'.
-    Rows go ``batch_size`` at a time, right-padded (padding masked out of attention and loss)."""
+    Rows go ``batch_size`` at a time, grouped by length and right-padded (padding masked out of
+    attention and loss)."""
     import contextlib
 
     import torch
@@ -174,6 +175,7 @@ def reply_perplexity(model, tok, rows: list[dict], *, use_adapter: bool = True, 
     for row in rows:
         m = row["messages"]
         pairs.append(encode_pair(tok, fmt, m[0]["content"], m[1]["content"], m[2]["content"]))
+    pairs.sort(key=lambda p: len(p[0]))  # similar lengths together: less padding (the sum is order-free)
     with ctx, torch.no_grad():
         for b in range(0, len(pairs), max(batch_size, 1)):
             chunk = pairs[b : b + max(batch_size, 1)]
