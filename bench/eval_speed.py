@@ -61,22 +61,25 @@ def main() -> None:
     model = get_peft_model(model, cfg).eval()
     opts = GenOptions(max_new_tokens=args.tokens)
 
-    def gen_pass(batch):
+    def gen_side(batch, side):
         t = time.perf_counter()
-        out = [generate(model, tok, prompts, opts, use_adapter=side, batch_size=batch) for side in (True, False)]
+        out = generate(model, tok, prompts, opts, use_adapter=side, batch_size=batch)
         return time.perf_counter() - t, out
 
-    def ppl_pass(batch):
+    def ppl_side(batch, side):
         t = time.perf_counter()
-        vals = [reply_perplexity(model, tok, ppl_rows, use_adapter=side, batch_size=batch) for side in (True, False)]
-        return time.perf_counter() - t, vals
+        v = reply_perplexity(model, tok, ppl_rows, use_adapter=side, batch_size=batch)
+        return time.perf_counter() - t, v
 
-    t_new, new = gen_pass(args.batch)
-    print(f"batched generation: {t_new:.1f}s", flush=True)
-    t_old, old = gen_pass(1)
-    print(f"one-by-one generation: {t_old:.1f}s", flush=True)
-    p_new, pv_new = ppl_pass(8)
-    p_old, pv_old = ppl_pass(1)
+    # A-B-B-A order (batched tuned, one-by-one tuned, one-by-one base, batched base): a load that
+    # drifts linearly during the run (other jobs on a shared machine) weighs on both sides alike
+    (a1, n_t), (b1, o_t), (b2, o_b), (a2, n_b) = (gen_side(args.batch, True), gen_side(1, True),
+                                                  gen_side(1, False), gen_side(args.batch, False))
+    t_new, t_old, new, old = a1 + a2, b1 + b2, [n_t, n_b], [o_t, o_b]
+    print(f"generation batched {t_new:.1f}s, one by one {t_old:.1f}s", flush=True)
+    (c1, pn_t), (d1, po_t), (d2, po_b), (c2, pn_b) = (ppl_side(8, True), ppl_side(1, True),
+                                                      ppl_side(1, False), ppl_side(8, False))
+    p_new, p_old, pv_new, pv_old = c1 + c2, d1 + d2, [pn_t, pn_b], [po_t, po_b]
     same = sum(a["text"] == b["text"] for s in range(2) for a, b in zip(new[s], old[s], strict=True))
     tokens = sum(g["tokens"] for s in old for g in s)
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
