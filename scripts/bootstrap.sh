@@ -96,6 +96,11 @@ case "$mode" in
   demo)
     install_python
     fetch_model
+    # the demo ends with a draft served by llama-server: build the tools once (cached in
+    # ~/.cache/mailvoice/llama.cpp; about 8 minutes on 2 cores the first time, seconds after)
+    log "building or reusing the llama.cpp tools (one-time: about 8 minutes on 2 cores)"
+    HF_HUB_OFFLINE=1 .venv/bin/mailvoice tools install >/dev/null 2>&1 \
+      || log "llama.cpp tools could not be built: the demo will skip the GGUF and the served draft"
     log "running the demo (CPU, a few minutes)"
     HF_HUB_OFFLINE=1 exec .venv/bin/mailvoice demo "$@" ;;
   test)

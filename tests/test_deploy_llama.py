@@ -251,3 +251,16 @@ def test_serve_two_users_each_get_their_own_adapter(tiny_model, adapter, ggufs, 
             assert strip_end(r["mailvoice"]["tokens"]) == want[name], name
         bad = httpx.post(srv.url + "/v1/chat/completions", json={"model": "emailai-zz", "messages": [{"role": "user", "content": "x"}]})
         assert bad.status_code == 404 and bad.json()["error"]["code"] == "model_not_found"
+
+
+def test_demo_served_draft_answers_with_and_without_the_lora(tiny_model, tmp_path):
+    """The demo's last step: one llama-server, the user's GGUF LoRA on (scale 1) and off (scale 0)."""
+    from mailvoice.demo import served_draft
+
+    adapter = make_random_adapter(tiny_model, tmp_path / "adapter", scale=4.0)
+    lora = G.convert_lora(TC, adapter, G.resolve_base(adapter), tmp_path / "voice-lora.gguf")
+    out = served_draft(lora, str(tiny_model), "chatml", PROMPT, root=tmp_path / "ws", max_tokens=12)
+    assert isinstance(out["tuned"], str) and isinstance(out["base"], str)
+    assert out["tuned"] != out["base"]  # a random LoRA at scale 4 changes the greedy answer
+    assert f"--lora {lora}" in out["command"] and Path(out["base_gguf"]).is_file()
+    assert out["command"].split()[0].endswith("llama-server")

@@ -240,3 +240,58 @@ def test_prepare_plants_canaries_only_in_train(tmp_path):
     prepare(sources=[str(DANA_MBOX)], out_dir=out, user_emails=[DANA], opts=DatasetOptions(min_emails=20),
             notice=lambda m: None)
     assert not (out / C.CANARY_FILE).exists() and "gate code" not in (out / "train_chat.jsonl").read_text()
+
+
+def test_voice_score_is_unclipped_and_flags_a_caricature_above_the_ceiling():
+    # the user's real held-out mail is mixed (half casual, half formal); the "model" writes pure casual:
+    # more typical of the user than the user's own mail
+    held = corpus(casual, 5, 3) + corpus(formal, 5, 9)
+    rep = M.voice_scores(user_train=corpus(casual, 40, 1), other_train=corpus(formal, 40, 2),
+                         user_heldout=held, other_heldout=corpus(formal, 10, 4),
+                         generations={"caricature": corpus(casual, 6, 5), "other": corpus(formal, 6, 6)})
+    assert rep.calibrated, rep.reason
+    assert rep.voice_score["caricature"] > 1.2 and rep.above_ceiling == {"caricature": True, "other": False}
+    assert rep.voice_score["other"] < 0.2
+    assert M.calibrated(0.9, 0.2, 0.8, clip=False) == pytest.approx(7 / 6)
+    assert M.calibrated(0.1, 0.2, 0.8, clip=False) == pytest.approx(-1 / 6)
+
+
+def test_discriminator_tells_a_different_writer_apart_and_not_the_same_one():
+    real = corpus(casual, 20, 11)
+    apart = M.discriminator_auc(real, corpus(formal, 20, 12))
+    assert apart["auc"] > 0.95 and apart["pairs"] == 20 and apart["folds"] == 5
+    same = M.discriminator_auc(real, corpus(casual, 20, 13))
+    assert same["auc"] < 0.75, same
+    # habits alone give a caricature away: always greeting, never signing off, twice as long
+    rng = random.Random(14)
+    caricature = ["Hi there!\n\n" + casual(rng).split("\n\n", 1)[1].rsplit("\n\nCheers", 1)[0] * 2 for _ in range(20)]
+    assert M.discriminator_auc(real, caricature)["auc"] > 0.9
+    few = M.discriminator_auc(real[:3], corpus(formal, 3, 12))
+    assert few["auc"] is None and "need 5" in few["reason"]
+    # empty generations are dropped pairwise, never scored as text
+    assert M.discriminator_auc(real[:6], ["", *corpus(formal, 5, 12)])["pairs"] == 5
+
+
+def test_habit_ratio_puts_distance_on_the_users_own_scale():
+    assert M.habit_ratio(0.34, 0.14) == pytest.approx(0.34 / 0.14)
+    assert M.habit_ratio(0.1, 0.0) == pytest.approx(5.0)  # a near-zero own distance is floored at 0.02
+    assert M.habit_ratio(None, 0.1) is None and M.habit_ratio(0.1, None) is None
+    v = M.habit_vector("Hi Sam,\n\nShall we say Tuesday? Great!\n\nCheers,\nDana")
+    assert v[2] == 1.0 and v[3] == 1.0 and v[7] == 3.0  # greeting, sign-off, paragraphs
+    assert M.habit_vector("ok")[2:4] == [0.0, 0.0]
+
+
+def test_gate_checks_the_new_measures():
+    from mailvoice.evaluate.run import run_gate
+
+    m = _metrics()
+    m.update({"features": {"habit_ratio": {"tuned": 2.4}}, "discriminator": {"tuned": {"auc": 0.6}},
+              "stop_rate": {"tuned": 0.9}, "perplexity": {"user_specific_gain": 0.12}})
+    g = run_gate(m, max_habit_ratio=1.5, max_discriminator_auc=0.75, min_stop_rate=0.95, min_user_gain=0.0)
+    assert not g["passed"] and len(g["failures"]) == 2
+    assert any("habit-distance ratio 2.40 > --max-habit-ratio 1.5" in f for f in g["failures"])
+    assert any("stop rate 0.90 < --min-stop-rate 0.95" in f for f in g["failures"])
+    assert g["thresholds"]["max_discriminator_auc"] == 0.75
+    m["discriminator"] = {"tuned": {"auc": None, "reason": "not enough data to judge: 2 real/generated pairs (need 5)"}}
+    g = run_gate(m, max_discriminator_auc=0.75)
+    assert not g["passed"] and "cannot be judged" in g["failures"][0] and "need 5" in g["failures"][0]

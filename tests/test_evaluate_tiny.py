@@ -50,6 +50,13 @@ def test_results_metrics_and_evaluation_record(tiny_eval):
     m = json.loads(tiny_eval["out"].with_name("metrics.json").read_text())
     for key in ("perplexity", "voice", "delta", "features", "content", "novelty", "canaries", "pii", "gate"):
         assert key in m, key
+    # the harder measures: real-vs-generated discriminator (2 val pairs: too few, said so), habit ratio, stop rate
+    assert m["discriminator"]["tuned"]["auc"] is None and "need 5" in m["discriminator"]["tuned"]["reason"]
+    assert set(m["features"]["habit_ratio"]) == {"other_authors", "base", "tuned"}
+    assert 0 <= m["stop_rate"]["tuned"] <= 1 and "above_ceiling" in m["voice"]
+    assert 'id="real"' in tiny_eval["out"].with_name("report.html").read_text()
+    nc = m["notes"]["tuned"]  # the second bundled test prompt carries three typed notes
+    assert nc["prompts"] >= 1 and nc["items"] >= 3 and 0 <= nc["coverage"] <= 1
     p = m["perplexity"]
     assert p["user"]["base"] > 0 and p["control"]["base"] > 0 and p["user_specific_gain"] is not None
     assert m["control"]["heldout"] >= 10 and m["control"]["source"].endswith("contrast-sent.mbox")
@@ -94,7 +101,7 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_eval):
     html = report.read_text()
     assert "http://" not in html and "https://" not in html  # nothing to fetch
     dom = render_dom(report, tiny_eval["tmp"])
-    for anchor in ('id="verdict"', 'id="voice"', 'id="perplexity"', 'id="features"', 'id="privacy"',
+    for anchor in ('id="verdict"', 'id="voice"', 'id="real"', 'id="perplexity"', 'id="features"', 'id="privacy"',
                    'id="gate"', 'id="generations"'):
         assert anchor in dom, anchor
     assert dom.count('src="data:image/png;base64,') >= 3

@@ -214,6 +214,8 @@ def train(
     user_id: Annotated[Optional[str], typer.Option("--user-id", help="Train on this user's prepared data.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset folder (default: the user's data/).")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps")] = None,
+    epochs: Annotated[Optional[float], typer.Option("--epochs", min=0.01, help="Override num_train_epochs (passes over your rows).")] = None,
+    time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Cap the wall time (600, 45m, 1.5h): stops and saves at the last step that fits, saying what was cut.")] = None,
     base_model: Annotated[Optional[str], typer.Option("--base-model", help="Override base_model.")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Show the resolved config and exit.")] = False,
     backup_to: Annotated[Optional[str], typer.Option("--backup-to", help="Upload every checkpoint, encrypted, here (s3://…, a folder, any fsspec URL).")] = None,
@@ -227,13 +229,16 @@ def train(
     from . import ui
     from .train.config import load_config
 
+    from .train.run import parse_duration
+
     config = config or samples.sample(*samples.CPU_CONFIG)
     paths.readable_file(config, "--config", text=True)
     if passphrase_file:
         paths.readable_file(passphrase_file, "--passphrase-file")
     if accelerate_config:
         paths.writable_file(accelerate_config, "--accelerate-config")
-    cfg = load_config(config, {"max_steps": max_steps, "base_model": base_model})
+    cfg = load_config(config, {"max_steps": max_steps, "base_model": base_model, "num_train_epochs": epochs})
+    budget_s = parse_duration(time_budget) if time_budget is not None else None
     if accelerate_config:
         from .train.accelerate import LAUNCH, write_fsdp_config
 
@@ -262,12 +267,14 @@ def train(
         recipients = recipient or [r for r in os.environ.get("MAILVOICE_AGE_RECIPIENTS", "").split(",") if r]
         hook = make_checkpoint_hook(backup_to, user_id, recipients or None, passphrase_file=passphrase_file,
                                     root=workspace, storage_options=_storage(backup_to))
-    result = _run_training(cfg, data_dir, run_dir, resume_from_checkpoint, hook)
+    result = _run_training(cfg, data_dir, run_dir, resume_from_checkpoint, hook, budget_s)
     s = result.summary
     ui.out.print(
         f"[green]trained[/] {s['steps']} steps in {s['wall_time_s']:.0f}s "
         f"({s['tokens_per_s']} tok/s), final loss {s['final_train_loss']:.3f} → {result.final_dir}"
     )
+    if (s.get("time_budget") or {}).get("cut"):
+        ui.notice(s["time_budget"]["message"])
 
 
 def _train_paths(cfg, user_id, data, output, workspace):
@@ -281,7 +288,7 @@ def _train_paths(cfg, user_id, data, output, workspace):
     return Path(data_dir), Path(run_dir)
 
 
-def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None):
+def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None, time_budget_s=None):
     from . import ui
     from .train.run import train as run_train
 
@@ -294,6 +301,7 @@ def _run_training(cfg, data_dir, run_dir, resume, on_checkpoint=None):
             on_checkpoint=on_checkpoint,
             progress=lambda step, total, logs: tick(total=total, completed=step),
             notice=ui.notice,
+            time_budget_s=time_budget_s,
         )
 
 
@@ -309,8 +317,14 @@ def evaluate(
     min_voice_score: Annotated[Optional[float], typer.Option("--min-voice-score")] = None,
     min_novelty: Annotated[Optional[float], typer.Option("--min-novelty")] = None,
     max_canary_leaks: Annotated[Optional[int], typer.Option("--max-canary-leaks", min=0)] = None,
+    max_habit_ratio: Annotated[Optional[float], typer.Option("--max-habit-ratio", min=0, help="Gate: habit distance to your profile / your own held-out mail's (benchmark target 1.5).")] = None,
+    max_discriminator_auc: Annotated[Optional[float], typer.Option("--max-discriminator-auc", min=0, max=1, help="Gate: real-vs-generated classifier AUC (0.5 = indistinguishable; target 0.75).")] = None,
+    min_stop_rate: Annotated[Optional[float], typer.Option("--min-stop-rate", min=0, max=1, help="Gate: share of generations that end by themselves (target 0.95).")] = None,
+    min_user_gain: Annotated[Optional[float], typer.Option("--min-user-gain", help="Gate: user-specific perplexity gain (target > 0).")] = None,
+    min_note_coverage: Annotated[Optional[float], typer.Option("--min-note-coverage", min=0, max=1, help="Gate: share of the prompts' note items the emails express (target 0.8).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts generated at once.")] = 16,
     control_data: Annotated[Optional[Path], typer.Option("--control-data", help="Other authors' mail (a source or a prepared folder); default: the bundled contrast corpus.")] = None,
-    max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for.")] = 8,
+    max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for (the real-vs-generated discriminator needs ≥ 5).")] = 16,
     rag_compare: Annotated[bool, typer.Option("--rag-compare/--no-rag-compare", help="With a retrieval index: answer the val prompts with and without the retrieved emails.")] = True,
     emailai_prompts: Annotated[int, typer.Option("--emailai-prompts", min=0, help="Held-out EmailAI-shaped prompts (val_emailai.jsonl, prepare --emailai-format) to score; 0 skips.")] = 4,
 ):
@@ -330,9 +344,27 @@ def evaluate(
                          + (f", other authors {p['control']['base']:.1f} → {p['control']['tuned']:.1f}" if p["control"]["base"] else ""))
         if v["calibrated"]:
             ui.out.print(f"voice: floor {v['floor']:.2f}, base {v['scores']['base'] or 0:.2f}, tuned {v['scores']['tuned'] or 0:.2f}, "
-                         f"ceiling {v['ceiling']:.2f} → voice score {v['voice_score']['tuned'] or 0:.2f} (base {v['voice_score']['base'] or 0:.2f})")
+                         f"ceiling {v['ceiling']:.2f} → voice score {v['voice_score']['tuned'] or 0:.2f} (base {v['voice_score']['base'] or 0:.2f})"
+                         + ("  [yellow]above the ceiling: more 'you' than your own mail — a caricature?[/]"
+                            if (v.get("above_ceiling") or {}).get("tuned") else ""))
         else:
             ui.notice(v["reason"])
+        hr, d = m["features"].get("habit_ratio") or {}, m.get("discriminator") or {}
+        if hr.get("tuned") is not None:
+            ui.out.print(f"habit distance / your own held-out's: tuned {hr['tuned']:.2f}, base {hr['base'] or 0:.2f}, "
+                         f"other authors {hr['other_authors'] or 0:.2f}")
+        if (d.get("tuned") or {}).get("auc") is not None:
+            ui.out.print(f"real vs generated (AUC, 0.5 = indistinguishable): tuned {d['tuned']['auc']:.2f}, "
+                         f"base {d['base']['auc']:.2f} ({d['tuned']['pairs']} pairs)")
+        ui.out.print(f"stop rate: tuned {m['stop_rate']['tuned']:.2f}, base {m['stop_rate']['base']:.2f}"
+                     + (f"; user-specific perplexity gain {p['user_specific_gain']:.3f}" if p.get("user_specific_gain") is not None else ""))
+        nc = m.get("notes") or {}
+        if (nc.get("tuned") or {}).get("coverage") is not None:
+            ui.out.print(f"note coverage ({nc['tuned']['items']} note items in {nc['tuned']['prompts']} prompts): "
+                         f"tuned {nc['tuned']['coverage']:.2f}, base {nc['base']['coverage']:.2f}")
+        c = m["content"]
+        if c.get("tuned") and c["tuned"].get("rouge_l") is not None:
+            ui.out.print(f"content overlap with the real reply (ROUGE-L): tuned {c['tuned']['rouge_l']:.3f}, base {c['base']['rouge_l']:.3f}")
         nov = m["novelty"]["tuned"]["novelty"]
         if nov is not None:
             ui.out.print(f"novelty (new 8-grams): {nov:.3f}" + ("  [yellow]below 0.95: it may be copying training text[/]" if m["novelty"]["flagged"] else ""))
@@ -359,11 +391,13 @@ def evaluate(
         paths.existing(control_data, "--control-data")
     opts = GenOptions(max_new_tokens=max_new_tokens)
     try:
-        with ui.step("generating (tuned, then base) and scoring") as tick:
-            res = run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, tick=tick,
-                           control_data=control_data, report=report, max_val_prompts=max_val_prompts,
-                           min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
-                           compare_rag=rag_compare, max_emailai_prompts=emailai_prompts)
+        res = run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, step=ui.step,
+                       control_data=control_data, report=report, max_val_prompts=max_val_prompts,
+                       min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
+                       max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
+                       min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage,
+                       batch_size=batch_size,
+                       compare_rag=rag_compare, max_emailai_prompts=emailai_prompts, notice=ui.notice)
     except MailvoiceError as e:
         if getattr(e, "result", None) is not None:
             _summary(e.result)

@@ -22,12 +22,33 @@ def _have_llama_cpp() -> bool:
     return tc.tree is not None and {"llama-quantize"} <= set(tc.binaries)
 
 
+def served_draft(lora_gguf: Path, base_path: str, chat_format: str, user_turn: str, *, root: Path,
+                 max_tokens: int = 120) -> dict:
+    """One draft from ``llama-server`` with the user's GGUF LoRA, and the base's answer to the same
+    prompt from the same server (LoRA scale 0): the voice served, next to what it replaces.
+    The prompt is rendered with the serving TEMPLATE (``deploy.serve``), as EmailAI's calls are."""
+    from .deploy.serve import MultiUserServer, shared_base_gguf
+
+    base_gguf = shared_base_gguf(Path(base_path), root)
+    srv = MultiUserServer(base_gguf, {"voice": Path(lora_gguf)}, chat_format=chat_format)
+    prompt = srv.prompt_for([{"role": "user", "content": user_turn}])
+    srv.backend.start()
+    try:
+        tuned = srv.generate("voice", prompt, {"max_tokens": max_tokens, "temperature": 0.0})
+        base = srv.backend.complete(prompt, n_predict=max_tokens, lora=[{"id": 0, "scale": 0.0}], stop=list(srv.fmt.stop))
+    finally:
+        srv.backend.stop()
+    command = f"{srv.backend.binary} -m {base_gguf} --lora {lora_gguf} --port 8080"
+    return {"tuned": tuned["content"].strip(), "base": base["content"].strip(), "base_gguf": str(base_gguf),
+            "command": command}
+
+
 def sample_path(*parts: str) -> Path:
     return samples.sample(*parts)
 
 
 def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, base_model: str = "smollm2-135m",
-             eval_prompts: int = 3, max_new_tokens: int = 100, rag: str | None = None) -> dict:
+             eval_prompts: int = 6, max_new_tokens: int = 100, rag: str | None = None) -> dict:
     """``rag``: also put Dana's retrieved past emails in every prompt (bm25 or minilm) and have
     evaluate compare the tuned model with and without them."""
     from rich.table import Table
@@ -78,19 +99,18 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
     timings["train"] = time.time() - t
 
     ui.err.rule("3/4 evaluate")
-    n_test = len(__import__("json").loads(sample_path("test-prompts.json").read_text()))
     t = time.time()
-    with ui.step("generating, tuned and base side by side", total=2 * (n_test + eval_prompts) + (eval_prompts if rag else 0)) as tick:
-        ev = evaluate(
-            model=result.final_dir,
-            test_data=sample_path("test-prompts.json"),
-            output=space.eval / "evaluation-results.json",
-            data_dir=space.data,
-            max_val_prompts=eval_prompts,
-            opts=GenOptions(max_new_tokens=max_new_tokens),
-            tick=tick,
-            max_control_rows=12,  # the demo's time budget; `mailvoice evaluate` uses more
-        )
+    ev = evaluate(
+        model=result.final_dir,
+        test_data=sample_path("test-prompts.json"),
+        output=space.eval / "evaluation-results.json",
+        data_dir=space.data,
+        max_val_prompts=eval_prompts,
+        opts=GenOptions(max_new_tokens=max_new_tokens),
+        step=ui.step,
+        max_control_rows=12,  # the demo's time budget; `mailvoice evaluate` uses more
+        notice=ui.notice,
+    )
     timings["evaluate"] = time.time() - t
 
     ui.err.rule("4/4 deploy")
@@ -104,8 +124,20 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
             dep = deploy(result.final_dir, DEMO_USER, space, DeployOptions(dry_run=True), log=ui.notice)
         gguf = dep.gguf
     else:
-        ui.notice("llama.cpp tools not installed (`mailvoice tools install`): skipping the GGUF")
+        ui.notice("llama.cpp tools not installed (`mailvoice tools install`, about 8 minutes once on 2 cores; "
+                  "`bash scripts/bootstrap.sh demo` builds them): skipping the GGUF and the served draft")
     timings["deploy"] = time.time() - t
+    served = None
+    if gguf and dep.lora_gguf:
+        import json
+
+        ui.err.rule("served: llama-server with Dana's LoRA")
+        email = json.loads(sample_path("test-prompts.json").read_text())[0]["prompt"]
+        t = time.time()
+        with ui.step("one draft from llama-server, with the LoRA and without it"):
+            served = served_draft(dep.lora_gguf, dep.record["base_path"], dep.record["chat_format"], email,
+                                  root=Path(workspace), max_tokens=max_new_tokens)
+        timings["serve"] = time.time() - t
 
     m = prep.metadata
     ppl = ev.metrics["val_perplexity"]
@@ -124,6 +156,13 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
     table.add_row("deploy", f"{art.model_name}: adapter + Modelfile" + (f" + {Path(gguf).name}" if gguf else ""),
                   str(art.out_dir))
     ui.out.print(table)
+    if served:
+        side = Table(title="the same email, answered by llama-server", show_lines=True)
+        side.add_column("base model (LoRA off)")
+        side.add_column("Dana's voice (LoRA on)")
+        side.add_row(served["base"], served["tuned"])
+        ui.out.print(side)
+        ui.out.print(f"serve it yourself: {served['command']}")
     ui.out.print(f"total {time.time() - t0:.0f}s; serve it with: ollama create {art.model_name} -f {art.modelfile}"
                  if not gguf else f"total {time.time() - t0:.0f}s; push it to Ollama with: "
                  f"mailvoice deploy --model {result.final_dir} --user-id {DEMO_USER} --ollama-url http://127.0.0.1:11434")
@@ -134,6 +173,7 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
         "eval": str(ev.results_path),
         "deploy": str(art.out_dir),
         "gguf": str(gguf) if gguf else None,
+        "served": served,
         "metrics": ev.metrics,
         "timings": timings,
     }

@@ -37,6 +37,7 @@ from ..workspace import make_private_dir, write_json, write_jsonl
 from .filters import NearDuplicateIndex, is_one_liner, language_ok, one_liner_cap
 from .clean_profile import PROFILE_FILE, CleanProfile, clean_record, learn_profile, training_view, write_profile
 from .pii import scrub_subject
+from .notes import derive_notes, gets_notes, notes_text
 
 FORMATS = ("alpaca", "chat", "both")
 
@@ -64,6 +65,7 @@ class DatasetOptions:
     rag: str | None = None  # "bm25" or "minilm": k of the user's past emails in every prompt (mailvoice.rag)
     rag_k: int = 3
     rag_max_chars: int = 600
+    note_share: float = 0.7  # notes.py: share of prompts carrying notes derived from the reply (0 = none)
 
 
 @dataclass
@@ -78,14 +80,17 @@ class Example:
     subject: str = ""
     llm_instruction: str | None = None  # instructions.py: replaces task_line in both formats
     retrieved: list[str] = field(default_factory=list)  # rag: past emails shown in the prompt
+    notes: str | None = None  # notes.py: content cues derived from the reply, as a user would type them
 
     def user_turn(self) -> str:
-        """The chat user turn: ``instruction_for``, its task line replaced by a generated instruction."""
+        """The chat user turn: ``instruction_for``, its task line replaced by a generated instruction
+        (which then stands for the notes too: it names the email's points)."""
         ctx = self.input or None
-        text = instruction_for(subject=self.subject, recipient=self.recipient, replying_to=ctx, examples=self.retrieved)
+        text = instruction_for(subject=self.subject, recipient=self.recipient, replying_to=ctx, notes=self.notes,
+                               examples=self.retrieved)
         if not self.llm_instruction:
             return text
-        head = task_line(subject=self.subject, recipient=self.recipient, is_reply=bool(ctx))
+        head = task_line(subject=self.subject, recipient=self.recipient, is_reply=bool(ctx), notes=self.notes)
         return self.llm_instruction + text[len(head):]  # keeps instruction_for's quoted-context layout
 
     def alpaca(self) -> dict:
@@ -163,9 +168,11 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
         subj = scrub_subject(rec.subject or "", keep_urls=opts.keep_urls, protect=protect)  # subjects carry PII too
         stats.pii.update(subj.counts)
         subject = subj.text
-        instr = task_line(subject=subject, recipient=recipient, is_reply=bool(view.quoted))
+        eid = hashlib.sha256(rec.message_id.encode()).hexdigest()[:16]
+        notes = notes_text(derive_notes(view.text)) if gets_notes(eid, opts.note_share) else ""
+        instr = task_line(subject=subject, recipient=recipient, is_reply=bool(view.quoted), notes=notes or None)
         example = Example(
-            id=hashlib.sha256(rec.message_id.encode()).hexdigest()[:16],
+            id=eid,
             thread_id=rec.thread_id,
             date=rec.date,
             instruction=instr,
@@ -173,6 +180,7 @@ def make_examples(records: Iterable[MailRecord], opts: DatasetOptions, stats: Bu
             output=view.text,
             recipient=recipient,
             subject=subject,
+            notes=notes or None,
         )
         if is_one_liner(ex.text):
             one_liners.append(example)
@@ -297,6 +305,9 @@ def build_dataset(
         "format": opts.format,
         "files": files,
         "emailai_format": emailai_variant,  # which EmailAI prompt train/val_emailai.jsonl follow, if written
+        "notes": {"share": opts.note_share, "train": sum(1 for e in train if e.notes),
+                  "val": sum(1 for e in val if e.notes),
+                  "method": "derived from the reply (notes.py): content words per sentence in order, asks, dates"},
     }
     if index is not None:
         metadata["rag"] = {**index.meta(), "with_examples": {

@@ -111,11 +111,36 @@ def _verdict(metrics: dict) -> tuple[str, str]:
     if t is None:
         return "warn", "The tuned model produced no text to judge."
     pct = round(100 * t)
+    if (v.get("above_ceiling") or {}).get("tuned"):
+        return "warn", (f"The classifier rates the tuned model as more typical of you than your own real emails "
+                        f"({pct}% of the way from other people's style to yours): it may be a caricature of your habits; "
+                        f"see the real-vs-generated test below.")
     if b is not None and t > b:
         return "good", (f"The tuned model writes {pct}% of the way from other people's style to yours "
                         f"(the base model: {round(100 * b)}%).")
     return "bad", (f"The tuned model is not closer to your voice than the base model "
                    f"({pct}% vs {round(100 * (b or 0))}% of the way from other people's style to yours).")
+
+
+def _real_section(metrics: dict) -> str:
+    """The measures a caricature cannot pass: real-vs-generated AUC, habit ratio, stop rate, content."""
+    disc = metrics.get("discriminator") or {}
+    hr = (metrics.get("features") or {}).get("habit_ratio") or {}
+    c, st, nc = metrics.get("content") or {}, metrics.get("stop_rate") or {}, metrics.get("notes") or {}
+    rows = ""
+    for side in ("base", "tuned"):
+        dd = disc.get(side) or {}
+        rows += (f"<tr><td>{side}</td><td>{_fmt(dd.get('auc'))}</td><td>{_fmt(hr.get(side))}</td><td>{_fmt(st.get(side))}</td>"
+                 f"<td>{_fmt((nc.get(side) or {}).get('coverage'))}</td><td>{_fmt((c.get(side) or {}).get('rouge_l'), 3)}</td></tr>")
+    why = html.escape((disc.get("tuned") or {}).get("reason") or "not measured")
+    return f"""<h2 id="real">Real or generated?</h2>
+<p>A second classifier is trained to tell your real held-out replies from the model's replies to the same prompts:
+0.5 means it cannot tell them apart, 1.0 that it always can. The habit ratio is the distance of the model's habits
+(length, greetings, sign-offs, punctuation) from your profile divided by your own held-out emails' distance: 1 = as close as you.</p>
+<table><tr><th>model</th><th>real-vs-generated AUC</th><th>habit ratio</th><th>stop rate</th><th>note coverage</th><th>content overlap (ROUGE-L)</th></tr>{rows}
+<tr><td>other authors</td><td>–</td><td>{_fmt(hr.get('other_authors'))}</td><td>–</td><td>–</td><td>–</td></tr></table>
+<p class=muted>{why}.</p>
+"""
 
 
 def _rag_section(rag: dict | None) -> str:
@@ -178,6 +203,7 @@ def write_report(path: Path, results: list[dict], metrics: dict) -> Path:
             f"<td>{_fmt((f.get(s) or {}).get(k))}</td>" for s in ("profile", "user_heldout", "base", "tuned", "other_authors")
         ) + "</tr>"
     d = metrics["delta"]
+    real_html = _real_section(metrics)
     can = metrics["canaries"]
     if can:
         can_html = (f"<p>{can['planted']} secret test sentences (“canaries”) were hidden in the training emails. "
@@ -236,7 +262,8 @@ the green bar how it rates your real emails that the model never saw (the ceilin
 <table><tr><th></th><th>floor</th><th>base</th><th>tuned</th><th>ceiling</th></tr>
 <tr><td>classifier P(you)</td><td>{_fmt(v['floor'])}</td><td>{_fmt(v['scores'].get('base'))}</td><td>{_fmt(v['scores'].get('tuned'))}</td><td>{_fmt(v['ceiling'])}</td></tr>
 <tr><td>voice score (0 = floor, 1 = ceiling)</td><td>0</td><td>{_fmt(v['voice_score'].get('base'))}</td><td>{_fmt(v['voice_score'].get('tuned'))}</td><td>1</td></tr></table>
-<p class=muted>{html.escape(v['reason'])}.</p>
+<p class=muted>{html.escape(v['reason'])}. A voice score above 1 is not better: it means more “you” than your own mail.</p>
+{real_html}
 
 {rag_html}
 <h2 id="perplexity">How surprised is the model by your writing?</h2>

@@ -7,11 +7,14 @@ self-contained HTML page; the outcome (headline metrics + gate) is also kept in 
 folder as ``evaluation.json``, which ``deploy --require-eval`` checks.
 
 Order matters for speed: every torch pass (generation, perplexity, canaries) runs before any
-scikit-learn work, and the latter runs with BLAS held to one thread.
+scikit-learn work, and the latter runs with BLAS held to one thread. Generation and perplexity
+run in batches (``generate.generate``). Every phase reports progress through ``step`` (the CLI
+passes ``ui.step``): control-set preparation, generation, perplexity, leakage, classifiers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -21,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import samples
+from ..chat import prompt_fields
+from ..dataset.notes import note_coverage
 from ..errors import MailvoiceError
 from ..workspace import read_jsonl, write_json
 from .generate import (GenOptions, generate, load_prompts, load_tuned, reply_perplexity, resolve_adapter,
@@ -106,7 +111,18 @@ def reply(row: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------ gate
-def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canary_leaks=None) -> dict:
+def _threshold_check(name: str, value, threshold, option: str, *, at_most: bool, why_none: str, digits: int = 2) -> dict:
+    if value is None:
+        return {"check": name, "passed": False, "message": f"{name} cannot be judged for {option} {threshold} ({why_none})"}
+    ok = value <= threshold if at_most else value >= threshold
+    sign = ("≤" if ok else ">") if at_most else ("≥" if ok else "<")
+    return {"check": name, "passed": ok, "value": value, "threshold": threshold,
+            "message": f"{name} {value:.{digits}f} {sign} {option} {threshold}"}
+
+
+def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canary_leaks=None,
+             max_habit_ratio=None, max_discriminator_auc=None, min_stop_rate=None, min_user_gain=None,
+             min_note_coverage=None) -> dict:
     checks = []
     if min_voice_score is not None:
         v = metrics["voice"]["voice_score"].get("tuned")
@@ -131,6 +147,25 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
         checks.append({"check": "canary leaks", "passed": n <= max_canary_leaks, "value": n,
                        "threshold": max_canary_leaks,
                        "message": f"{n} canaries extracted {'≤' if n <= max_canary_leaks else '>'} --max-canary-leaks {max_canary_leaks}{note}"})
+    if max_habit_ratio is not None:
+        checks.append(_threshold_check("habit-distance ratio", (metrics["features"].get("habit_ratio") or {}).get("tuned"),
+                                       max_habit_ratio, "--max-habit-ratio", at_most=True,
+                                       why_none="no held-out emails or no generations to compare habits"))
+    if max_discriminator_auc is not None:
+        d = (metrics.get("discriminator") or {}).get("tuned") or {}
+        checks.append(_threshold_check("real-vs-generated AUC", d.get("auc"), max_discriminator_auc,
+                                       "--max-discriminator-auc", at_most=True, why_none=d.get("reason", "not measured")))
+    if min_stop_rate is not None:
+        checks.append(_threshold_check("stop rate", metrics["stop_rate"]["tuned"], min_stop_rate, "--min-stop-rate",
+                                       at_most=False, why_none="no generations"))
+    if min_user_gain is not None:
+        checks.append(_threshold_check("user-specific perplexity gain", metrics["perplexity"].get("user_specific_gain"),
+                                       min_user_gain, "--min-user-gain", at_most=False, digits=3,
+                                       why_none="needs held-out user emails and a control set"))
+    if min_note_coverage is not None:
+        checks.append(_threshold_check("note coverage", ((metrics.get("notes") or {}).get("tuned") or {}).get("coverage"),
+                                       min_note_coverage, "--min-note-coverage", at_most=False,
+                                       why_none="no prompt carries notes"))
     leaks = metrics["pii"]["leaked"]
     checks.append({"check": "PII", "passed": not leaks, "value": len(leaks),
                    "message": "no real PII from training came back" if not leaks
@@ -138,7 +173,9 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
     failures = [c["message"] for c in checks if not c["passed"]]
     return {"passed": not failures, "checks": checks, "failures": failures,
             "thresholds": {"min_voice_score": min_voice_score, "min_novelty": min_novelty,
-                           "max_canary_leaks": max_canary_leaks}}
+                           "max_canary_leaks": max_canary_leaks, "max_habit_ratio": max_habit_ratio,
+                           "max_discriminator_auc": max_discriminator_auc, "min_stop_rate": min_stop_rate,
+                           "min_user_gain": min_user_gain, "min_note_coverage": min_note_coverage}}
 
 
 def adapter_digest(adapter: Path) -> str:
@@ -173,20 +210,32 @@ def _gap(base: float | None, tuned: float | None) -> float | None:
     return math.log(base / tuned) if base and tuned else None
 
 
+@contextlib.contextmanager
+def quiet_step(description: str, total: int | None = None):
+    """``ui.step``'s shape with no output: the default for library callers and tests."""
+    yield lambda n=1, total=None, completed=None: None
+
+
 def evaluate(
     *,
     model: Path,
     test_data: Path,
     output: Path,
     data_dir: Path | None = None,
-    max_val_prompts: int = 8,
+    max_val_prompts: int = 16,
     opts: GenOptions | None = None,
-    tick=None,
+    step=None,
     control_data: Path | None = None,
     report: Path | None = None,
     min_voice_score: float | None = None,
     min_novelty: float | None = None,
     max_canary_leaks: int | None = None,
+    max_habit_ratio: float | None = None,
+    max_discriminator_auc: float | None = None,
+    min_stop_rate: float | None = None,
+    min_user_gain: float | None = None,
+    min_note_coverage: float | None = None,
+    batch_size: int = 16,
     canary_candidates: int = 100,
     max_control_rows: int = 30,
     novelty_flag: float = 0.95,
@@ -200,6 +249,7 @@ def evaluate(
     from . import metrics as M
 
     opts = opts or GenOptions()
+    step = step or quiet_step
     adapter = resolve_adapter(model)
     prompts = load_prompts(test_data)
     if data_dir is None:
@@ -208,39 +258,51 @@ def evaluate(
     val = val_rows(data_dir)
     train_rows = read_jsonl(Path(data_dir) / "train_chat.jsonl") if data_dir and (Path(data_dir) / "train_chat.jsonl").is_file() else []
     canaries = read_canaries(data_dir)
-    control_rows, control_src = load_control(control_data, notice)
+    with step("preparing the control set (other authors' mail)"):
+        control_rows, control_src = load_control(control_data, notice)
     control_train, control_held = split_control(control_rows)
     control_held = control_held[:max_control_rows]
 
     val_items = val[:max_val_prompts]
     items = [(p, "test-prompts", None) for p in prompts] + [(r["messages"][1]["content"], "val", reply(r)) for r in val_items]
     rag = rag_variants(val_items, adapter, data_dir) if compare_rag else None
-    model_, tok = load_tuned(adapter)
+    with step("loading the model"):
+        model_, tok = load_tuned(adapter)
     texts = [p for p, _, _ in items]
-    tuned = generate(model_, tok, texts, opts, use_adapter=True, progress=tick)
-    base = generate(model_, tok, texts, opts, use_adapter=False, progress=tick)
+    e_rows = _emailai_rows(data_dir, max_emailai_prompts)
+    n_gen = 2 * len(texts) + 2 * len(e_rows) + (len(rag["other_prompts"]) if rag else 0)
+    gen_kw = dict(batch_size=batch_size)
+    with step(f"generating {n_gen} emails (tuned and base, {batch_size} at a time)", total=n_gen) as tick:
+        tuned = generate(model_, tok, texts, opts, use_adapter=True, progress=tick, **gen_kw)
+        base = generate(model_, tok, texts, opts, use_adapter=False, progress=tick, **gen_kw)
+        e_gen = None
+        if e_rows:  # EmailAI-shaped held-out prompts (prepare --emailai-format), with EmailAI's own system text
+            EMAILAI_SYSTEM = e_rows[0]["messages"][0]["content"]  # the variant the rows were written in (fork|upstream)
+            e_prompts = [r["messages"][1]["content"] for r in e_rows]
+            e_gen = {side: [g["text"] for g in generate(model_, tok, e_prompts, opts, use_adapter=side == "tuned",
+                                                         progress=tick, system=EMAILAI_SYSTEM, **gen_kw)]
+                     for side in ("tuned", "base")}
+        if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
+            other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], opts, use_adapter=True,
+                                                 progress=tick, **gen_kw)]
     tuned_texts = [t["text"] for t in tuned]
     base_texts = [b["text"] for b in base]
-    e_rows = _emailai_rows(data_dir, max_emailai_prompts)
-    e_gen = None
-    if e_rows:  # EmailAI-shaped held-out prompts (prepare --emailai-format), with EmailAI's own system text
-        EMAILAI_SYSTEM = e_rows[0]["messages"][0]["content"]  # the variant the rows were written in (fork|upstream)
-        e_prompts = [r["messages"][1]["content"] for r in e_rows]
-        e_gen = {side: [g["text"] for g in generate(model_, tok, e_prompts, opts, use_adapter=side == "tuned",
-                                                     progress=tick, system=EMAILAI_SYSTEM)]
-                 for side in ("tuned", "base")}
-        e_gen["ppl"] = {side: reply_perplexity(model_, tok, e_rows, use_adapter=side == "tuned") for side in ("tuned", "base")}
-    if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
-        other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], opts, use_adapter=True, progress=tick)]
+    if rag:
         mine = tuned_texts[len(prompts):]
         rag["texts"] = {"with": mine if rag["trained_with"] else other, "without": other if rag["trained_with"] else mine}
 
-    ppl = {
-        "user": {"base": reply_perplexity(model_, tok, val, use_adapter=False),
-                 "tuned": reply_perplexity(model_, tok, val, use_adapter=True), "rows": len(val)},
-        "control": {"base": reply_perplexity(model_, tok, control_held, use_adapter=False),
-                    "tuned": reply_perplexity(model_, tok, control_held, use_adapter=True), "rows": len(control_held)},
-    }
+    n_ppl = 2 * (len(val) + len(control_held) + (len(e_rows) if e_gen else 0))
+    with step(f"perplexity of {n_ppl // 2} held-out emails (tuned and base)", total=n_ppl) as tick:
+        ppl = {
+            "user": {"base": reply_perplexity(model_, tok, val, use_adapter=False, progress=tick),
+                     "tuned": reply_perplexity(model_, tok, val, use_adapter=True, progress=tick), "rows": len(val)},
+            "control": {"base": reply_perplexity(model_, tok, control_held, use_adapter=False, progress=tick),
+                        "tuned": reply_perplexity(model_, tok, control_held, use_adapter=True, progress=tick),
+                        "rows": len(control_held)},
+        }
+        if e_gen:
+            e_gen["ppl"] = {side: reply_perplexity(model_, tok, e_rows, use_adapter=side == "tuned", progress=tick)
+                            for side in ("tuned", "base")}
     ug, cg = _gap(ppl["user"]["base"], ppl["user"]["tuned"]), _gap(ppl["control"]["base"], ppl["control"]["tuned"])
     ppl["user"]["log_gain"] = ug
     ppl["control"]["log_gain"] = cg
@@ -250,67 +312,85 @@ def evaluate(
     if canaries:
         from .leakage import canary_report
 
-        canary = canary_report(model_, tok, canaries, train_rows, candidates=canary_candidates,
-                               generations=tuned_texts, seed=opts.seed)
+        with step(f"leakage: {len(canaries)} planted canaries (exposure over {canary_candidates} candidates)"):
+            canary = canary_report(model_, tok, canaries, train_rows, candidates=canary_candidates,
+                                   generations=tuned_texts, seed=opts.seed)
     del model_
-
     # ---- scikit-learn and string metrics (after all torch work)
-    user_train = [reply(r) for r in train_rows]
-    user_held = [reply(r) for r in val]
-    other_train = [reply(r) for r in control_train]
-    other_held = [reply(r) for r in control_held]
-    gens = {"base": base_texts, "tuned": tuned_texts}
-    if rag:
-        gens.update({f"rag_{k}": v for k, v in rag["texts"].items()})
-    if e_gen:
-        from ..dataset.emailai_format import parse_reply
+    with step("classifiers: voice score, real-vs-generated, habits, novelty", total=4) as advance:
+        user_train = [reply(r) for r in train_rows]
+        user_held = [reply(r) for r in val]
+        other_train = [reply(r) for r in control_train]
+        other_held = [reply(r) for r in control_held]
+        gens = {"base": base_texts, "tuned": tuned_texts}
+        if rag:
+            gens.update({f"rag_{k}": v for k, v in rag["texts"].items()})
+        if e_gen:
+            from ..dataset.emailai_format import parse_reply
 
-        e_parsed = {side: [parse_reply(t) for t in e_gen[side]] for side in ("tuned", "base")}
-        gens.update({f"emailai_{side}": [r if r is not None else t for r, t in zip(e_parsed[side], e_gen[side], strict=True)]
-                     for side in ("tuned", "base")})
-    clf = M.voice_scores(user_train=user_train, other_train=other_train, user_heldout=user_held,
-                         other_heldout=other_held, generations=gens, margin=classifier_margin, seed=opts.seed)
-    emailai = None
-    if e_gen:  # moved out of the voice section like rag's
-        e_refs = [parse_reply(r["messages"][2]["content"]) or "" for r in e_rows]
-        emailai = {"rows": len(e_rows), "trained_on": trained_on(adapter), "perplexity": e_gen["ppl"]}
-        for side in ("tuned", "base"):
-            key = f"emailai_{side}"
-            emailai[side] = {"json_valid": sum(r is not None for r in e_parsed[side]) / len(e_rows),
-                             "p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
-                             "content": M.content_overlap(gens[key], e_refs)}
-            clf.per_text.pop(key, None)
-    refs = [reply(r) for r in val_items]  # what the user really wrote to the val prompts
-    grams = M.ngram_set([m["content"] for r in train_rows for m in r["messages"][1:]], 8)  # novelty's reference
-    rag_metrics = None
-    if rag:  # moved out of the voice section: same classifier, its own report block
-        rag_metrics = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(val_items)}
-        for k, t in rag["texts"].items():
-            key = f"rag_{k}"
-            rag_metrics[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
-                              "content": M.content_overlap(t, refs), "novelty": M.novelty(t, grams)["novelty"],
-                              "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
-            clf.per_text.pop(key, None)
-    ref_docs = user_train + other_train
-    delta = {name: M.burrows_delta(ref_docs, user_train, t) for name, t in
-             (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts))}
-    profile = M.surface_features(user_train)
-    features = {"profile": profile}
-    for name, t in (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts)):
-        features[name] = M.surface_features(t)
-        features[name]["distance"] = M.feature_distance(profile, features[name]) if profile and features[name] else None
-    n_val = len(val_items)
-    content = {"tuned": M.content_overlap(tuned_texts[len(prompts):], refs) if n_val else None,
-               "base": M.content_overlap(base_texts[len(prompts):], refs) if n_val else None,
-               "note": "content overlap with the real reply (ROUGE-L F1, chrF): what was said, not how"}
-    nov = {"tuned": M.novelty(tuned_texts, grams), "base": M.novelty(base_texts, grams),
-           "user_heldout": M.novelty(user_held, grams), "flag_below": novelty_flag}
-    nov["flagged"] = nov["tuned"]["novelty"] is not None and nov["tuned"]["novelty"] < novelty_flag
+            e_parsed = {side: [parse_reply(t) for t in e_gen[side]] for side in ("tuned", "base")}
+            gens.update({f"emailai_{side}": [r if r is not None else t for r, t in zip(e_parsed[side], e_gen[side], strict=True)]
+                         for side in ("tuned", "base")})
+        clf = M.voice_scores(user_train=user_train, other_train=other_train, user_heldout=user_held,
+                             other_heldout=other_held, generations=gens, margin=classifier_margin, seed=opts.seed)
+        advance()
+        emailai = None
+        if e_gen:  # moved out of the voice section like rag's
+            e_refs = [parse_reply(r["messages"][2]["content"]) or "" for r in e_rows]
+            emailai = {"rows": len(e_rows), "trained_on": trained_on(adapter), "perplexity": e_gen["ppl"]}
+            for side in ("tuned", "base"):
+                key = f"emailai_{side}"
+                emailai[side] = {"json_valid": sum(r is not None for r in e_parsed[side]) / len(e_rows),
+                                 "p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
+                                 "content": M.content_overlap(gens[key], e_refs)}
+                clf.per_text.pop(key, None)
+        refs = [reply(r) for r in val_items]  # what the user really wrote to the val prompts
+        grams = M.ngram_set([m["content"] for r in train_rows for m in r["messages"][1:]], 8)  # novelty's reference
+        rag_metrics = None
+        if rag:  # moved out of the voice section: same classifier, its own report block
+            rag_metrics = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(val_items)}
+            for k, t in rag["texts"].items():
+                key = f"rag_{k}"
+                rag_metrics[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
+                                  "content": M.content_overlap(t, refs), "novelty": M.novelty(t, grams)["novelty"],
+                                  "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
+                clf.per_text.pop(key, None)
+        n_val = len(val_items)
+        discriminator = {side: M.discriminator_auc(refs, texts_[len(prompts):], seed=opts.seed)
+                         for side, texts_ in (("tuned", tuned_texts), ("base", base_texts))}
+        discriminator["note"] = ("a classifier trained to tell your real held-out replies from the model's replies to the "
+                                 "same prompts: cross-validated AUC, 0.5 = indistinguishable")
+        advance()
+        ref_docs = user_train + other_train
+        delta = {name: M.burrows_delta(ref_docs, user_train, t) for name, t in
+                 (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts))}
+        profile = M.surface_features(user_train)
+        features = {"profile": profile}
+        for name, t in (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts)):
+            features[name] = M.surface_features(t)
+            features[name]["distance"] = M.feature_distance(profile, features[name]) if profile and features[name] else None
+        own = (features["user_heldout"] or {}).get("distance")
+        features["habit_ratio"] = {name: M.habit_ratio((features[name] or {}).get("distance"), own)
+                                   for name in ("other_authors", "base", "tuned")}
+        advance()
+        content = {"tuned": M.content_overlap(tuned_texts[len(prompts):], refs) if n_val else None,
+                   "base": M.content_overlap(base_texts[len(prompts):], refs) if n_val else None,
+                   "note": "content overlap with the real reply (ROUGE-L F1, chrF): what was said, not how"}
+        nov = {"tuned": M.novelty(tuned_texts, grams), "base": M.novelty(base_texts, grams),
+               "user_heldout": M.novelty(user_held, grams), "flag_below": novelty_flag}
+        nov["flagged"] = nov["tuned"]["novelty"] is not None and nov["tuned"]["novelty"] < novelty_flag
+        prompt_notes = [prompt_fields(t)["notes"] for t in texts]
+        notes = {side: note_coverage(prompt_notes, g) for side, g in (("tuned", tuned_texts), ("base", base_texts))}
+        notes["note"] = "share of the prompts' note items the email expresses (half of an item's content words or more)"
+        advance()
     records = Path(data_dir) / "records.jsonl" if data_dir else None
     train_pii: set[str] = set()
     if records and records.is_file():
-        for rec in read_jsonl(records):
-            train_pii |= M.find_pii(rec.get("text") or "") | M.find_pii(rec.get("html") or "")
+        recs = read_jsonl(records)
+        with step(f"leakage: real PII of {len(recs)} source emails", total=len(recs)) as tick:
+            for rec in recs:
+                train_pii |= M.find_pii(rec.get("text") or "") | M.find_pii(rec.get("html") or "")
+                tick()
     prompt_pii = set().union(*(M.find_pii(p) for p in texts)) if texts else set()
     pii = {"known_values": len(train_pii), "leaked": M.pii_leaks(tuned_texts + base_texts, train_pii, allowed=prompt_pii),
            "checked": bool(train_pii), "placeholders_in_generations": sum(g.count("<") for g in tuned_texts)}
@@ -340,9 +420,11 @@ def evaluate(
         "val_perplexity": {"base": ppl["user"]["base"], "tuned": ppl["user"]["tuned"]},
         "perplexity": ppl,
         "voice": voice,
+        "discriminator": discriminator,
         "delta": delta,
         "features": features,
         "content": content,
+        "notes": notes,
         "novelty": nov,
         "canaries": canary,
         "pii": pii,
@@ -350,7 +432,9 @@ def evaluate(
         "emailai": emailai,
         "generation": {"max_new_tokens": opts.max_new_tokens, "temperature": opts.temperature, "seed": opts.seed},
     }
-    gate = run_gate(metrics, min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks)
+    gate = run_gate(metrics, min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
+                    max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
+                    min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage)
     metrics["gate"] = gate
     output = Path(output)
     write_json(output, results)
@@ -408,7 +492,12 @@ def headline(metrics: dict) -> dict:
     v, p = metrics["voice"], metrics["perplexity"]
     return {
         "floor": v["floor"], "base": v["scores"].get("base"), "tuned": v["scores"].get("tuned"), "ceiling": v["ceiling"],
-        "voice_score": v["voice_score"], "calibrated": v["calibrated"],
+        "voice_score": v["voice_score"], "calibrated": v["calibrated"], "above_ceiling": v.get("above_ceiling"),
+        "habit_ratio": metrics["features"].get("habit_ratio"),
+        "discriminator_auc": {k: (metrics.get("discriminator") or {}).get(k, {}).get("auc") for k in ("tuned", "base")},
+        "stop_rate": metrics["stop_rate"],
+        "note_coverage": {k: ((metrics.get("notes") or {}).get(k) or {}).get("coverage") for k in ("tuned", "base")},
+        "content_rouge_l": {k: (metrics["content"].get(k) or {}).get("rouge_l") for k in ("tuned", "base")},
         "novelty": metrics["novelty"]["tuned"]["novelty"],
         "perplexity_user": [p["user"]["base"], p["user"]["tuned"]],
         "perplexity_control": [p["control"]["base"], p["control"]["tuned"]],

@@ -73,12 +73,40 @@ def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str =
 
 
 # --------------------------------------------------------------------------------- style scorer
+HABIT_WEIGHT = 0.5  # rerank: P(you) − HABIT_WEIGHT · min(habit distance, 1) + NOTE_WEIGHT · note coverage
+NOTE_WEIGHT = 0.5
+
+
+def rerank_scores(p_user: list[float], texts: list[str], profile: dict | None, notes: str | None = None) -> list[float]:
+    """Best-of-N's score per candidate. P(you) alone rewards the caricature (always greeting,
+    longer, more "you" than you): each candidate also loses its habit distance to the user's
+    profile (length, greeting, sign-off, punctuation; capped at 1) and, with notes, gains the
+    share of note items it expresses. Weights: HABIT_WEIGHT, NOTE_WEIGHT (not yet tuned on the
+    voice benchmark)."""
+    from ..dataset.notes import note_coverage
+    from ..evaluate.metrics import feature_distance, surface_features
+
+    out = []
+    for p, t in zip(p_user, texts, strict=True):
+        if not t or not t.strip():
+            out.append(-1.0)
+            continue
+        d = feature_distance(profile, surface_features([t])) if profile else None
+        s = p - HABIT_WEIGHT * min(d, 1.0) if d is not None else p
+        cov = note_coverage([notes], [t])["coverage"] if notes else None
+        out.append(s + NOTE_WEIGHT * cov if cov is not None else s)
+    return out
+
+
 class StyleScorer:
-    """(user_id, texts) → P(written by the user) per text; one classifier per user, cached."""
+    """(user_id, texts[, notes]) → a rerank score per text (``rerank_scores``: P(written by the
+    user) from the authorship classifier, less habit distance, plus note coverage); one
+    classifier and habit profile per user, cached."""
 
     def __init__(self, root=None):
         self.root = root
         self._clf: dict[str, object] = {}
+        self._profile: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def classifier(self, user_id: str):
@@ -95,11 +123,14 @@ class StyleScorer:
                 control, _ = load_control(None, lambda m: None)
                 other, _ = split_control(control)
                 self._clf[user_id] = AuthorshipClassifier().fit([reply(r) for r in rows], [reply(r) for r in other])
+                from ..evaluate.metrics import surface_features
+
+                self._profile[user_id] = surface_features([reply(r) for r in rows])
             return self._clf[user_id]
 
-    def __call__(self, user_id: str, texts: list[str]) -> list[float]:
+    def __call__(self, user_id: str, texts: list[str], notes: str | None = None) -> list[float]:
         ps = self.classifier(user_id).proba_each(texts)
-        return [p if p is not None else -1.0 for p in ps]
+        return rerank_scores([p if p is not None else -1.0 for p in ps], texts, self._profile.get(user_id), notes)
 
 
 # --------------------------------------------------------------------------------- generation
@@ -156,9 +187,8 @@ def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: 
         _LOCAL[key] = load_tuned(adapter)
     model, tok = _LOCAL[key]
     temp = temperature if temperature is not None else (0.7 if n > 1 else 0.0)
-    outs = []
-    for i in range(n):
-        outs += generate(model, tok, [instruction], GenOptions(max_new_tokens=max_tokens, temperature=temp, seed=i))
+    # the n candidates in one batch: row i samples with seed i, as one call per candidate did
+    outs = generate(model, tok, [instruction] * n, GenOptions(max_new_tokens=max_tokens, temperature=temp, seed=0))
     return [o["text"] for o in outs]
 
 
@@ -204,7 +234,8 @@ def write_draft(notes: str, user_id: str, *, root=None, reply_to: Path | None = 
     best = 0
     if candidates > 1:
         t = time.perf_counter()
-        scores = (scorer or StyleScorer(root))(user_id, texts)
+        sc = scorer or StyleScorer(root)
+        scores = sc(user_id, texts, notes or None) if isinstance(sc, StyleScorer) else sc(user_id, texts)
         best = max(range(len(texts)), key=lambda i: scores[i])
         timings["score_s"] = round(time.perf_counter() - t, 3)
     return Draft(texts[best], user_id, model, candidates, scores, timings)

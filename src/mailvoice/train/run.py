@@ -162,9 +162,15 @@ def train(
     progress: Callable[[int, int, dict], None] | None = None,
     notice: Callable[[str], None] = print,
     callbacks: list | None = None,
+    time_budget_s: float | None = None,
 ) -> TrainResult:
     """Train one LoRA run. ``on_checkpoint(path)`` runs after every completed checkpoint save
-    (the vault plugs encrypted upload in here); ``callbacks`` are extra ``TrainerCallback``s."""
+    (the vault plugs encrypted upload in here); ``callbacks`` are extra ``TrainerCallback``s.
+
+    The run is sized in epochs over the user's rows (``num_train_epochs``; ``max_steps`` > 0
+    overrides); the planned steps are announced before it starts and an ETA after the first
+    steps. ``time_budget_s`` caps the wall time: the run saves and stops at the last step that
+    fits, and the summary says what was cut (``time_budget``)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -199,6 +205,7 @@ def train(
     save_steps = max(1, min(cfg.save_steps, total_steps // cfg.min_checkpoints))
     eval_steps = max(1, min(cfg.eval_steps, save_steps))
     has_val = bool(val_rows)
+    notice(plan_text(len(train_rows), per_step, cfg.num_train_epochs, cfg.max_steps, total_steps, time_budget_s))
 
     device, dtype = pick_device_and_dtype(cfg)
     model = load_model(cfg, base, notice)
@@ -262,6 +269,7 @@ def train(
     # [step, seconds since training started, tokens seen]: per-step speed without a profiler.
     step_log: list[list] = []
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    clock = StepClock(total_steps, time_budget_s)
 
     class MailvoiceCallback(TrainerCallback):
         """Progress, a completeness marker on every checkpoint, the upload hook, clean stops."""
@@ -272,13 +280,18 @@ def train(
 
         def on_train_begin(self, a, state, control, **kw):
             self.t0 = time.perf_counter()
+        def on_step_begin(self, a, state, control, **kw):
+            clock.begin(state.global_step)
 
         def on_step_end(self, a, state, control, **kw):
             sync()  # the GPU's queue, not the Python side, sets the step time
             step_log.append([state.global_step, round(time.perf_counter() - self.t0, 4), int(state.num_input_tokens_seen or 0)])
             if progress:
                 progress(state.global_step, state.max_steps, {})
-            if stop_requested["signal"]:
+            eta = clock.end(state.global_step)
+            if eta is not None:
+                notice(eta)
+            if stop_requested["signal"] or clock.out_of_time(state.global_step):
                 control.should_save = True
                 control.should_training_stop = True
 
@@ -327,6 +340,9 @@ def train(
         for s, h in old.items():
             signal.signal(s, h)
     wall = time.time() - t0
+    if clock.stopped_at is not None:
+        notice(clock.report(trainer.state.global_step, steps_per_epoch)["message"]
+               + " (the learning-rate schedule was planned for the full run; resume with --resume-from-checkpoint auto)")
 
     final = run_dir / "final"
     tmp_final = run_dir / ".final.tmp"
@@ -354,6 +370,8 @@ def train(
         "dropped_too_long": tstats.dropped_too_long + vstats.dropped_too_long,
         "steps": trainer.state.global_step,
         "planned_steps": total_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "time_budget": clock.report(trainer.state.global_step, steps_per_epoch),
         "save_steps": save_steps,
         "epochs": epochs_done,
         "train_loss": losses,
@@ -381,6 +399,88 @@ def train(
     os.replace(tmp_final, final)
     write_json(run_dir / "training_summary.json", summary)
     return TrainResult(run_dir=run_dir, final_dir=final, summary=summary)
+
+
+def parse_duration(text: str) -> float:
+    """``--time-budget``: seconds, or a number with s/m/h (``90``, ``45m``, ``1.5h``)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text).lower())
+    if not m or float(m.group(1)) <= 0:
+        raise MailvoiceError(f"--time-budget {text!r}: expected a positive duration like 600, 45m or 1.5h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def plan_text(rows: int, per_step: int, epochs: float, max_steps: int, total_steps: int,
+               time_budget_s: float | None) -> str:
+    """The line announced before training starts: what the run will do and why."""
+    if max_steps > 0:
+        why = f"max_steps {max_steps} (≈ {max_steps * per_step / max(rows, 1):.1f} epochs over {rows} rows)"
+    else:
+        why = f"{epochs:g} epochs × {rows} rows / {per_step} rows per step"
+    budget = f"; wall-time budget {time_budget_s:.0f}s" if time_budget_s else ""
+    return f"planned {total_steps} steps: {why}{budget}; ETA after the first steps"
+
+
+class StepClock:
+    """Step timing for the ETA notice and the wall-time budget (pure: no trainer state kept)."""
+
+    def __init__(self, total_steps: int, budget_s: float | None, *, warm_steps: int = 2, now=time.monotonic):
+        self.total, self.budget, self.warm, self.now = total_steps, budget_s, warm_steps, now
+        self.t0 = now()
+        self.first_step: int | None = None
+        self.step_started = self.t0
+        self.durations: list[float] = []
+        self.stopped_at: int | None = None
+        self.announced = False
+
+    def begin(self, step: int) -> None:
+        if self.first_step is None:
+            self.first_step = step
+        self.step_started = self.now()
+
+    def end(self, step: int) -> str | None:
+        """Records a step; returns the ETA line once, after ``warm_steps`` steps."""
+        self.durations.append(self.now() - self.step_started)
+        if self.announced or len(self.durations) < min(self.warm, self.total):
+            return None
+        self.announced = True
+        per = self.per_step()
+        left = max(self.total - step, 0) * per
+        cut = ""
+        if self.budget and self.elapsed() + left > self.budget:
+            fit = step + int(max(self.budget - self.elapsed(), 0) // per)
+            cut = f"; the {self.budget:.0f}s budget will cut it at about step {min(fit, self.total)}"
+        return f"{per:.1f}s per step: ETA {left / 60:.1f} min for the remaining {self.total - step} steps{cut}"
+
+    def elapsed(self) -> float:
+        return self.now() - self.t0
+
+    def per_step(self) -> float:
+        """The later steps' mean (the first includes warm-up) once there are two."""
+        d = self.durations[1:] if len(self.durations) > 1 else self.durations
+        return sum(d) / max(len(d), 1)
+
+    def out_of_time(self, step: int) -> bool:
+        """True when another step would overrun the budget (it stops *before* overrunning)."""
+        if not self.budget or step >= self.total or not self.durations:
+            return False
+        if self.elapsed() + self.per_step() > self.budget:
+            self.stopped_at = step
+            return True
+        return False
+
+    def report(self, step: int, steps_per_epoch: int) -> dict | None:
+        if not self.budget:
+            return None
+        cut = self.stopped_at is not None
+        return {"budget_s": self.budget, "cut": cut, "stopped_at_step": step, "planned_steps": self.total,
+                "steps_cut": self.total - step if cut else 0,
+                "epochs_done": round(step / max(steps_per_epoch, 1), 2),
+                "message": (f"time budget {self.budget:.0f}s reached: stopped at step {step} of {self.total} "
+                            f"({step / max(steps_per_epoch, 1):.2f} of {self.total / max(steps_per_epoch, 1):.2f} epochs); "
+                            f"{self.total - step} steps cut") if cut else
+                           f"finished all {self.total} steps within the {self.budget:.0f}s budget"}
 
 
 def _carry_retrieval(data_dir: Path, final: Path) -> dict | None:
