@@ -191,25 +191,25 @@ def test_gate_passes_and_fails_with_clear_messages():
 
 
 def test_require_eval_refuses_missing_changed_or_failed_evaluations(tmp_path):
-    from mailvoice.evaluate.run import EVALUATION_FILE, adapter_digest, require_eval
+    from mailvoice.artifacts import EVALUATION, Adapter
 
     a = tmp_path / "final"
     a.mkdir()
     (a / "adapter_config.json").write_text("{}")
     (a / "adapter_model.safetensors").write_bytes(b"weights")
     with pytest.raises(MailvoiceError, match="no evaluation on record") as e:
-        require_eval(tmp_path)
+        Adapter.open(tmp_path).require_gate()
     assert e.value.exit_code == 3
-    rec = {"adapter_sha256": adapter_digest(a), "gate": {"passed": False, "failures": ["voice score 0.10 < --min-voice-score 0.5"]}}
-    (a / EVALUATION_FILE).write_text(json.dumps(rec))
+    rec = {"adapter_sha256": Adapter(a).digest(), "gate": {"passed": False, "failures": ["voice score 0.10 < --min-voice-score 0.5"]}}
+    (a / EVALUATION).write_text(json.dumps(rec))
     with pytest.raises(MailvoiceError, match="last evaluation failed: voice score 0.10"):
-        require_eval(a)
+        Adapter.open(a).require_gate()
     rec["gate"] = {"passed": True, "failures": []}
-    (a / EVALUATION_FILE).write_text(json.dumps(rec))
-    assert require_eval(tmp_path)["gate"]["passed"]
+    (a / EVALUATION).write_text(json.dumps(rec))
+    assert Adapter.open(tmp_path).require_gate()["gate"]["passed"]
     (a / "adapter_model.safetensors").write_bytes(b"other weights")
     with pytest.raises(MailvoiceError, match="changed since its last evaluation"):
-        require_eval(a)
+        Adapter.open(a).require_gate()
 
 
 def test_control_split_is_disjoint_and_deterministic():

@@ -438,9 +438,9 @@ def deploy(
         paths.readable_file(eval_metrics, "--eval-metrics", text=True)
     emails = account_emails(user_email)  # a bad address fails before any work
     if require_eval:
-        from .evaluate.run import require_eval as _require_eval
+        from .artifacts import Adapter
 
-        _require_eval(model)
+        Adapter.open(model).require_gate()
     space = _space(user_id, workspace)
     paths.writable_dir(space.path, "--workspace")
     space.ensure()
