@@ -44,6 +44,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 TRAINING_SUMMARY = "training_summary.json"
 EVALUATION = "evaluation.json"
+EVAL_METRICS = "metrics.json"  # evaluate's metrics, beside its results (``--output``)
 GATE_EXIT_CODE = 3  # the exit status of a refused or failed evaluation gate
 
 

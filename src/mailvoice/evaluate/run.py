@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import samples
-from ..artifacts import GATE_EXIT_CODE, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter, find_retrieval
+from ..artifacts import EVAL_METRICS, GATE_EXIT_CODE, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter, find_retrieval
 from ..chat import prompt_fields
 from ..dataset.notes import note_coverage
 from ..errors import MailvoiceError
@@ -409,7 +409,7 @@ def evaluate(
     metrics["gate"] = gate
     output = Path(output)
     write_json(output, results)
-    metrics_path = output.with_name("metrics.json")
+    metrics_path = output.with_name(EVAL_METRICS)
     write_json(metrics_path, metrics)
     report_path = None
     if report:
