@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from mailvoice.artifacts import CANARIES
 from mailvoice.dataset import canaries as C
 from mailvoice.errors import MailvoiceError
 from mailvoice.evaluate import metrics as M
@@ -142,7 +143,7 @@ def test_planting_puts_each_canary_in_distinct_rows_and_candidates_share_its_for
 
 def test_canaries_round_trip_through_canaries_json(tmp_path):
     cans = C.make_canaries(3, seed=1)
-    C.write_canaries(tmp_path / C.CANARY_FILE, cans, repeats=4)
+    C.write_canaries(tmp_path / CANARIES, cans, repeats=4)
     back = C.read_canaries(tmp_path)
     assert [(c.prefix, c.secret) for c in back] == [(c.prefix, c.secret) for c in cans]
     assert C.read_canaries(tmp_path / "nope") == []
@@ -239,7 +240,7 @@ def test_prepare_plants_canaries_only_in_train(tmp_path):
     # preparing again without canaries removes the stale record
     prepare(sources=[str(DANA_MBOX)], out_dir=out, user_emails=[DANA], opts=DatasetOptions(min_emails=20),
             notice=lambda m: None)
-    assert not (out / C.CANARY_FILE).exists() and "gate code" not in (out / "train_chat.jsonl").read_text()
+    assert not (out / CANARIES).exists() and "gate code" not in (out / "train_chat.jsonl").read_text()
 
 
 def test_voice_score_is_unclipped_and_flags_a_caricature_above_the_ceiling():

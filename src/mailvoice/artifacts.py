@@ -5,7 +5,8 @@ One home for both, so no stage spells a file name or parses another stage's JSON
 Dataset folder (``<user>/data``, written by ``prepare``; ``dataset/build.py`` documents the rows):
 ``records.jsonl`` (raw mail, ``sources/record.py``), ``train_/val_alpaca.jsonl``,
 ``train_/val_chat.jsonl``, ``train_/val_emailai.jsonl`` (``--emailai-format``),
-``dataset_alpaca.json`` (the manifest), ``clean-profile.json`` and ``retrieval/`` (``--rag``).
+``dataset_alpaca.json`` (the manifest), ``clean-profile.json``, ``canaries.json`` and
+``retrieval/`` (``--rag``).
 
 Adapter folder (``runs/<name>/final``, written by ``train``): PEFT's ``adapter_config.json`` and
 weights, ``training_summary.json`` (``train/run.py``: base, chat format, config, …), the
@@ -28,11 +29,13 @@ from .models import resolve_base_model
 
 # ------------------------------------------------------------------------------------ dataset folder
 RECORDS = "records.jsonl"
+IMAP_STATE = "imap-state.json"  # the IMAP source's UIDs fetched so far, beside records.jsonl
 TRAIN_ALPACA, VAL_ALPACA = "train_alpaca.jsonl", "val_alpaca.jsonl"
 TRAIN_CHAT, VAL_CHAT = "train_chat.jsonl", "val_chat.jsonl"
 TRAIN_EMAILAI, VAL_EMAILAI = "train_emailai.jsonl", "val_emailai.jsonl"
 MANIFEST = "dataset_alpaca.json"
 CLEAN_PROFILE = "clean-profile.json"
+CANARIES = "canaries.json"  # prepare --plant-canaries (dataset/canaries.py)
 
 # the retrieval index (rag/index.py writes it; a dataset folder or an adapter carries it)
 RETRIEVAL = "retrieval"

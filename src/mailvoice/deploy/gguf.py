@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import Adapter
+from ..artifacts import ADAPTER_WEIGHTS, Adapter
 from ..errors import MailvoiceError
 from ..models import hf_id_of
 from ..tools import Toolchain
@@ -70,7 +70,7 @@ def resolve_base(adapter: Path | Adapter) -> BaseInfo:
 
 def _check_shapes(adapter: Path, cfg: dict, acfg: dict) -> None:
     """Catch an adapter trained on another base before minutes of merging: LoRA A/B widths."""
-    st = adapter / "adapter_model.safetensors"
+    st = adapter / ADAPTER_WEIGHTS[0]
     if not st.is_file():
         raise MailvoiceError(f"{adapter}: adapter_model.safetensors is missing")
     from safetensors import safe_open

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import EVAL_METRICS, Adapter
+from ..artifacts import ADAPTER_WEIGHTS, EVAL_METRICS, Adapter
 from ..chat import SYSTEM_PROMPT, ChatFormat, instruction_for
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, sha256_file, write_json, write_text
@@ -191,7 +191,7 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         "chat_format": fmt.name,
         "quantize": quant if mode == "merged" else None,
         "adapter": str(adapter.absolute()),
-        "adapter_digest": "sha256:" + sha256_file(adapter / "adapter_model.safetensors"),
+        "adapter_digest": "sha256:" + sha256_file(adapter / ADAPTER_WEIGHTS[0]),
         "gguf": str(merged_gguf) if merged_gguf else None,
         "gguf_bytes": merged_gguf.stat().st_size if merged_gguf else None,
         "lora_gguf": str(lora_gguf) if lora_gguf else None,

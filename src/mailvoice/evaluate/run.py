@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import samples
-from ..artifacts import EVAL_METRICS, GATE_EXIT_CODE, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter, find_retrieval
+from ..artifacts import (EVAL_METRICS, FINAL, GATE_EXIT_CODE, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter,
+                         find_retrieval)
 from ..chat import prompt_fields
 from ..dataset.notes import note_coverage
 from ..errors import MailvoiceError
@@ -224,7 +225,7 @@ def evaluate(
     adapter = art.path
     prompts = load_prompts(test_data)
     if data_dir is None:
-        guess = adapter.parent.parent.parent / "data" if adapter.name == "final" else None
+        guess = adapter.parent.parent.parent / "data" if adapter.name == FINAL else None
         data_dir = guess if guess and (guess / VAL_CHAT).is_file() else None
     val = val_rows(data_dir)
     train_rows = read_jsonl(Path(data_dir) / TRAIN_CHAT) if data_dir and (Path(data_dir) / TRAIN_CHAT).is_file() else []

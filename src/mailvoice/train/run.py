@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifacts import RETRIEVAL, RETRIEVAL_META, TRAINING_SUMMARY, find_retrieval
+from ..artifacts import FINAL, RETRIEVAL, RETRIEVAL_META, TRAINING_SUMMARY, find_retrieval
 from ..chat import ChatFormat, format_for, pad_token_for
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, privatise_tree, read_jsonl, write_json
@@ -345,7 +345,7 @@ def train(
         notice(clock.report(trainer.state.global_step, steps_per_epoch)["message"]
                + " (the learning-rate schedule was planned for the full run; resume with --resume-from-checkpoint auto)")
 
-    final = run_dir / "final"
+    final = run_dir / FINAL
     tmp_final = run_dir / ".final.tmp"
     if tmp_final.exists():
         import shutil
