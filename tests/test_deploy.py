@@ -571,3 +571,25 @@ def test_deploy_records_the_account_emails_and_the_gateway_routes_by_them(
         assert [c["model"] for c in up.voice_calls()] == ["emailai-ana", "emailai-ben"]
     finally:
         up.close()
+
+
+def test_deploy_reads_the_adapter_through_artifacts_not_evaluate(tmp_path):
+    """Deploy needs the adapter's files (artifacts.py), not the evaluation stage and its torch-
+    and scikit-learn-heavy modules: importing every deploy module and planning a deployment
+    (``write_vllm`` on a run folder) leaves ``mailvoice.evaluate`` out of the interpreter."""
+    import subprocess
+
+    final = tmp_path / "run" / "final"
+    final.mkdir(parents=True)
+    (final / "adapter_config.json").write_text(json.dumps({"r": 8, "base_model_name_or_path": "org/base"}))
+    mods = ["pipeline", "gguf", "modelfile", "vllm", "registry", "ollama", "llama_server", "emailai", "serve"]
+    code = "\n".join([
+        "import sys, types",
+        *(f"import mailvoice.deploy.{m}" for m in mods),
+        f"plan = mailvoice.deploy.vllm.write_vllm({str(tmp_path / 'run')!r}, 'ana', types.SimpleNamespace(models=__import__('pathlib').Path({str(tmp_path / 'models')!r})))",
+        "print(sorted(m for m in sys.modules if m.startswith('mailvoice.evaluate')))",
+    ])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert "org/base" in (tmp_path / "models" / "emailai-ana" / "vllm-serve.sh").read_text()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from mailvoice.artifacts import CANARIES
 from mailvoice.dataset import canaries as C
 from mailvoice.errors import MailvoiceError
 from mailvoice.evaluate import metrics as M
@@ -142,7 +143,7 @@ def test_planting_puts_each_canary_in_distinct_rows_and_candidates_share_its_for
 
 def test_canaries_round_trip_through_canaries_json(tmp_path):
     cans = C.make_canaries(3, seed=1)
-    C.write_canaries(tmp_path / C.CANARY_FILE, cans, repeats=4)
+    C.write_canaries(tmp_path / CANARIES, cans, repeats=4)
     back = C.read_canaries(tmp_path)
     assert [(c.prefix, c.secret) for c in back] == [(c.prefix, c.secret) for c in cans]
     assert C.read_canaries(tmp_path / "nope") == []
@@ -191,25 +192,25 @@ def test_gate_passes_and_fails_with_clear_messages():
 
 
 def test_require_eval_refuses_missing_changed_or_failed_evaluations(tmp_path):
-    from mailvoice.evaluate.run import EVALUATION_FILE, adapter_digest, require_eval
+    from mailvoice.artifacts import EVALUATION, Adapter
 
     a = tmp_path / "final"
     a.mkdir()
     (a / "adapter_config.json").write_text("{}")
     (a / "adapter_model.safetensors").write_bytes(b"weights")
     with pytest.raises(MailvoiceError, match="no evaluation on record") as e:
-        require_eval(tmp_path)
+        Adapter.open(tmp_path).require_gate()
     assert e.value.exit_code == 3
-    rec = {"adapter_sha256": adapter_digest(a), "gate": {"passed": False, "failures": ["voice score 0.10 < --min-voice-score 0.5"]}}
-    (a / EVALUATION_FILE).write_text(json.dumps(rec))
+    rec = {"adapter_sha256": Adapter(a).digest(), "gate": {"passed": False, "failures": ["voice score 0.10 < --min-voice-score 0.5"]}}
+    (a / EVALUATION).write_text(json.dumps(rec))
     with pytest.raises(MailvoiceError, match="last evaluation failed: voice score 0.10"):
-        require_eval(a)
+        Adapter.open(a).require_gate()
     rec["gate"] = {"passed": True, "failures": []}
-    (a / EVALUATION_FILE).write_text(json.dumps(rec))
-    assert require_eval(tmp_path)["gate"]["passed"]
+    (a / EVALUATION).write_text(json.dumps(rec))
+    assert Adapter.open(tmp_path).require_gate()["gate"]["passed"]
     (a / "adapter_model.safetensors").write_bytes(b"other weights")
     with pytest.raises(MailvoiceError, match="changed since its last evaluation"):
-        require_eval(a)
+        Adapter.open(a).require_gate()
 
 
 def test_control_split_is_disjoint_and_deterministic():
@@ -239,7 +240,7 @@ def test_prepare_plants_canaries_only_in_train(tmp_path):
     # preparing again without canaries removes the stale record
     prepare(sources=[str(DANA_MBOX)], out_dir=out, user_emails=[DANA], opts=DatasetOptions(min_emails=20),
             notice=lambda m: None)
-    assert not (out / C.CANARY_FILE).exists() and "gate code" not in (out / "train_chat.jsonl").read_text()
+    assert not (out / CANARIES).exists() and "gate code" not in (out / "train_chat.jsonl").read_text()
 
 
 def test_voice_score_is_unclipped_and_flags_a_caricature_above_the_ceiling():

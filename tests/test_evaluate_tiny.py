@@ -71,10 +71,10 @@ def test_results_metrics_and_evaluation_record(tiny_eval):
 
 
 def test_gate_exits_3_and_deploy_require_eval_refuses(tiny_eval, capsys, tmp_path):
-    from mailvoice.evaluate.run import require_eval
+    from mailvoice.artifacts import Adapter
 
     run = tiny_eval["run"]
-    assert require_eval(run.run_dir)["gate"]["passed"]
+    assert Adapter.open(run.run_dir).require_gate()["gate"]["passed"]
     out = tmp_path / "gate" / "evaluation-results.json"
     rc = main(["evaluate", "--model", str(run.final_dir), "--test-data", str(tiny_eval["prompts"]), "--output", str(out),
                "--data", str(tiny_eval["data"]), "--max-new-tokens", "8", "--max-val-prompts", "0",

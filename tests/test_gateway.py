@@ -377,10 +377,24 @@ def test_other_calls_pass_through_byte_for_byte(gateway, upstream):
     assert upstream.voice_calls() == []
 
 
+def _adapter(folder, weights=b"weights"):
+    """A PEFT adapter folder's shape: its config and weights (what an evaluation's digest covers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    return folder
+
+
+def _evaluated(adapter, passed):
+    from mailvoice.artifacts import Adapter
+
+    rec = {"adapter_sha256": Adapter(adapter).digest(), "gate": {"passed": passed, "failures": [] if passed else ["voice score"]}}
+    (adapter / "evaluation.json").write_text(json.dumps(rec))
+
+
 def test_unknown_user_failed_gate_and_dry_run_get_the_base_model(upstream, tmp_path):
-    adapter = tmp_path / "adapter"
-    adapter.mkdir()
-    (adapter / "evaluation.json").write_text(json.dumps({"gate": {"passed": False, "failures": ["voice score"]}}))
+    adapter = _adapter(tmp_path / "adapter")
+    _evaluated(adapter, False)
     records = [record("ana", ANA, adapter=str(adapter)), record("ben", BEN, dry_run=True)]
     cfg = GatewayConfig(upstream=upstream.url, directory=UserDirectory(records=records))
     with running_gateway(cfg) as url:
@@ -391,10 +405,31 @@ def test_unknown_user_failed_gate_and_dry_run_get_the_base_model(upstream, tmp_p
             assert r.content == Upstream.PASS_BYTES and r.headers["x-mailvoice-route"] == "base"
             assert upstream.requests[-1]["raw"] == raw  # the base model got EmailAI's own request
     assert upstream.voice_calls() == []
-    (adapter / "evaluation.json").write_text(json.dumps({"gate": {"passed": True}}))
+    _evaluated(adapter, True)
     d = UserDirectory(records=records)
     assert d.route_for_email(ANA).model == "emailai-ana"
     assert UserDirectory(records=[record("cy", "cy@x.example")], require_eval=True).route_for_email("cy@x.example").model is None
+
+
+def test_gateway_and_deploy_gates_agree_an_evaluation_of_older_weights_is_not_trusted(tmp_path):
+    """Retraining in place after a passing evaluation: deploy --require-eval refuses the new
+    weights, and so must the gateway (it used to read only ``gate.passed``)."""
+    from mailvoice.artifacts import Adapter
+    from mailvoice.errors import MailvoiceError
+
+    run = tmp_path / "run"
+    adapter = _adapter(run / "final")
+    _evaluated(adapter, True)
+    rec = record("ana", ANA, adapter=str(run))  # a run folder: its final/ is the adapter
+    for require_eval in (False, True):
+        assert UserDirectory(records=[rec], require_eval=require_eval).route_for_email(ANA).reason == "voice"
+    assert Adapter.open(run).require_gate()["gate"]["passed"]
+    (adapter / "adapter_model.safetensors").write_bytes(b"retrained weights")
+    with pytest.raises(MailvoiceError, match="changed since its last evaluation"):
+        Adapter.open(run).require_gate()
+    for require_eval in (False, True):
+        route = UserDirectory(records=[rec], require_eval=require_eval).route_for_email(ANA)
+        assert route.model is None and route.reason == "gate-failed"
 
 
 def test_users_map_file_and_registry_on_disk(upstream, tmp_path):

@@ -24,6 +24,7 @@ def adapter(tmp_path, name, *, train_file="train_chat.jsonl", rag=True):
     folder = tmp_path / name / "final"
     folder.mkdir(parents=True)
     (folder / "training_summary.json").write_text(json.dumps({"config": {"train_file": train_file}}))
+    (folder / "adapter_config.json").write_text("{}")  # what makes it a PEFT adapter folder
     if rag:
         docs = [{"id": str(i), "thread_id": t, "key": text, "text": text} for i, (t, text) in enumerate(PAST)]
         Index(docs, RagOptions("bm25", 2)).save(folder / "retrieval")

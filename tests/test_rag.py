@@ -13,7 +13,8 @@ from mailvoice.chat import (EXAMPLES_HEADER, has_examples, instruction_for, prom
                             with_examples)
 from mailvoice.cli import main
 from mailvoice.errors import MailvoiceError
-from mailvoice.rag.index import Index, RagOptions, clip, find_index, query_text
+from mailvoice.artifacts import find_retrieval
+from mailvoice.rag.index import Index, RagOptions, clip, query_text
 from mailvoice.workspace import read_jsonl
 
 
@@ -78,7 +79,7 @@ def test_index_files_are_private_and_round_trip(tmp_path):
     for f in folder.iterdir():
         assert stat.S_IMODE(os.stat(f).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
-    assert find_index(tmp_path / "data") == folder
+    assert find_retrieval(tmp_path / "data") == folder
     again = Index.load(folder)
     assert again.opts == idx.opts and again.docs == idx.docs
     assert again.examples_for("printer") == idx.examples_for("printer")
@@ -172,7 +173,7 @@ def test_train_carries_the_index_and_evaluate_compares(rag_data, tiny_model):
     carried = run.final_dir / "retrieval"
     assert (carried / "docs.jsonl").read_bytes() == (data / "retrieval" / "docs.jsonl").read_bytes()
     assert run.summary["retrieval"]["retriever"] == "bm25"
-    assert find_index(run.run_dir) == carried
+    assert find_retrieval(run.run_dir) == carried
 
     prompts = sample_prompts(tmp / "prompts.json", 1)
     out = tmp / "eval" / "evaluation-results.json"

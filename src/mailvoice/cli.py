@@ -152,10 +152,11 @@ def clean(
 ):
     """Show exactly what would be trained on from one email (PII as placeholders), and what was removed and why."""
     from .controls import escape_controls
-    from .dataset.clean_profile import PROFILE_FILE, preview_eml, read_profile
+    from .artifacts import CLEAN_PROFILE
+    from .dataset.clean_profile import preview_eml, read_profile
 
     paths.readable_file(file, "FILE")
-    profile = read_profile(_space(user_id, workspace).data / PROFILE_FILE) if user_id is not None else None
+    profile = read_profile(_space(user_id, workspace).data / CLEAN_PROFILE) if user_id is not None else None
     view = preview_eml(file.read_bytes(), source=f"eml:{file.name}", profile=profile)
     ex = view.extraction
     if as_json:
@@ -438,9 +439,9 @@ def deploy(
         paths.readable_file(eval_metrics, "--eval-metrics", text=True)
     emails = account_emails(user_email)  # a bad address fails before any work
     if require_eval:
-        from .evaluate.run import require_eval as _require_eval
+        from .artifacts import Adapter
 
-        _require_eval(model)
+        Adapter.open(model).require_gate()
     space = _space(user_id, workspace)
     paths.writable_dir(space.path, "--workspace")
     space.ensure()

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..artifacts import ADAPTER_WEIGHTS, FINAL, RETRIEVAL, find_retrieval
 from ..errors import MailvoiceError
 from ..models import PRESETS
-from ..rag.index import INDEX_DIR, find_index
 from ..train.config import load_config
 from ..vault import backup, list_backups, restore, storage_options
 from ..vault import keys as vkeys
@@ -98,8 +98,8 @@ def training_files(cfg, data_dir: Path) -> list[str]:
     names = [cfg.train_file]
     if cfg.val_file and (Path(data_dir) / cfg.val_file).is_file():
         names.append(cfg.val_file)
-    if find_index(Path(data_dir)) is not None:
-        names.append(INDEX_DIR)
+    if find_retrieval(data_dir) is not None:
+        names.append(RETRIEVAL)
     return names
 
 
@@ -438,8 +438,8 @@ def fetch(
     r = restore(user_id, url, backup_id=st["final_backup"], identity_file=identity_file,
                 passphrase_file=passphrase_file, root=workspace, storage_options=so)
     space = user_space(user_id, workspace)
-    final_dir = space.runs / job / "final"
-    if not (final_dir / "adapter_model.safetensors").is_file():
+    final_dir = space.runs / job / FINAL
+    if not (final_dir / ADAPTER_WEIGHTS[0]).is_file():
         raise MailvoiceError(f"the final backup of {job} holds no adapter")
     if st.get("tokens_per_s") and rec.get("gpu"):
         record_throughput(rec["gpu"], st.get("base_model") or rec.get("base_model", ""), float(st["tokens_per_s"]),

@@ -30,12 +30,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..artifacts import (CANARIES, CLEAN_PROFILE, MANIFEST, RETRIEVAL, TRAIN_ALPACA, TRAIN_CHAT, TRAIN_EMAILAI,
+                         VAL_ALPACA, VAL_CHAT, VAL_EMAILAI)
 from ..chat import SYSTEM_PROMPT, examples_block, instruction_for, recipient_name, task_line
 from ..errors import MailvoiceError
 from ..sources.record import MailRecord
 from ..workspace import make_private_dir, write_json, write_jsonl
 from .filters import NearDuplicateIndex, is_one_liner, language_ok, one_liner_cap
-from .clean_profile import PROFILE_FILE, CleanProfile, clean_record, learn_profile, training_view, write_profile
+from .clean_profile import CleanProfile, clean_record, learn_profile, training_view, write_profile
 from .pii import scrub_subject
 from .notes import derive_notes, gets_notes, notes_text
 
@@ -252,36 +254,34 @@ def build_dataset(
     out_dir = make_private_dir(Path(out_dir))
     files = {}
     if canaries:
-        from .canaries import CANARY_FILE, write_canaries
+        from .canaries import write_canaries
 
-        write_canaries(out_dir / CANARY_FILE, canaries, repeats=opts.canary_repeats)
+        write_canaries(out_dir / CANARIES, canaries, repeats=opts.canary_repeats)
         files["canaries"] = len(canaries)
-    elif (out_dir / "canaries.json").exists():
-        (out_dir / "canaries.json").unlink()  # a previous prepare's canaries are not in this data
-    from ..rag.index import INDEX_DIR
-
+    elif (out_dir / CANARIES).exists():
+        (out_dir / CANARIES).unlink()  # a previous prepare's canaries are not in this data
     if index is not None:
-        index.save(out_dir / INDEX_DIR)
+        index.save(out_dir / RETRIEVAL)
         files["retrieval"] = len(index.docs)
-    elif (out_dir / INDEX_DIR).exists():
+    elif (out_dir / RETRIEVAL).exists():
         import shutil
 
-        shutil.rmtree(out_dir / INDEX_DIR)  # a previous prepare's index does not match these prompts
-    write_profile(out_dir / PROFILE_FILE, stats.profile)  # for `mailvoice clean --user-id` (docs/formats.md)
+        shutil.rmtree(out_dir / RETRIEVAL)  # a previous prepare's index does not match these prompts
+    write_profile(out_dir / CLEAN_PROFILE, stats.profile)  # for `mailvoice clean --user-id` (docs/formats.md)
     files["clean_profile"] = len(stats.profile.signatures)
     if opts.format in ("alpaca", "both"):
-        files["train_alpaca"] = write_jsonl(out_dir / "train_alpaca.jsonl", (e.alpaca() for e in train))
-        files["val_alpaca"] = write_jsonl(out_dir / "val_alpaca.jsonl", (e.alpaca() for e in val))
+        files["train_alpaca"] = write_jsonl(out_dir / TRAIN_ALPACA, (e.alpaca() for e in train))
+        files["val_alpaca"] = write_jsonl(out_dir / VAL_ALPACA, (e.alpaca() for e in val))
     if opts.format in ("chat", "both"):
-        files["train_chat"] = write_jsonl(out_dir / "train_chat.jsonl", (e.chat() for e in train))
-        files["val_chat"] = write_jsonl(out_dir / "val_chat.jsonl", (e.chat() for e in val))
+        files["train_chat"] = write_jsonl(out_dir / TRAIN_CHAT, (e.chat() for e in train))
+        files["val_chat"] = write_jsonl(out_dir / VAL_CHAT, (e.chat() for e in val))
     emailai_variant = None
     if opts.emailai_format:
         from .emailai_format import emailai_rows, variant
 
         emailai_variant = variant(None if opts.emailai_format is True else opts.emailai_format).name
-        files["train_emailai"] = write_jsonl(out_dir / "train_emailai.jsonl", emailai_rows(train, variant_name=emailai_variant))
-        files["val_emailai"] = write_jsonl(out_dir / "val_emailai.jsonl", emailai_rows(val, variant_name=emailai_variant))
+        files["train_emailai"] = write_jsonl(out_dir / TRAIN_EMAILAI, emailai_rows(train, variant_name=emailai_variant))
+        files["val_emailai"] = write_jsonl(out_dir / VAL_EMAILAI, emailai_rows(val, variant_name=emailai_variant))
     dates = sorted(e.date for e in examples if e.date)
     words = [len(e.output.split()) for e in examples]
     metadata = {
@@ -321,7 +321,7 @@ def build_dataset(
         "records": [dict(e.alpaca(), split="train") for e in train] + [dict(e.alpaca(), split="val") for e in val],
         "metadata": metadata,
     }
-    write_json(out_dir / "dataset_alpaca.json", manifest)
+    write_json(out_dir / MANIFEST, manifest)
     return metadata
 
 

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from ..artifacts import CANARIES
 from ..workspace import write_json
 
-CANARY_FILE = "canaries.json"
 SECRET_DIGITS = 6
 # One place per canary, so prefixes are unique and a secret can be asked for by its prefix.
 PLACES = (
@@ -101,7 +101,7 @@ def write_canaries(path: Path, canaries: Sequence[Canary], *, repeats: int) -> P
 def read_canaries(data_dir: Path | None) -> list[Canary]:
     if not data_dir:
         return []
-    p = Path(data_dir) / CANARY_FILE
+    p = Path(data_dir) / CANARIES
     if not p.is_file():
         return []
     return [Canary.from_dict(d) for d in json.loads(p.read_text())["canaries"]]

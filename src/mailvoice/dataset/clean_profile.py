@@ -25,7 +25,6 @@ from ..sources.record import MailRecord
 from ..workspace import write_json
 from .pii import protected_names, scrub
 
-PROFILE_FILE = "clean-profile.json"
 SCHEMA = 1
 
 

@@ -18,6 +18,7 @@ from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 from pathlib import Path
 
+from ..artifacts import IMAP_STATE, RECORDS
 from ..errors import MailvoiceError
 from ..redact import redact_url
 from ..sources import Source, SourceStats, open_source, read_records, read_sources, write_records
@@ -76,7 +77,7 @@ def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, no
         emails = [_most_frequent_sender(opened)]
         inferred = True
         notice("no --user-email given: using the most frequent sender address in the sources as yours")
-    previous = out_dir / "records.jsonl"
+    previous = out_dir / RECORDS
     if previous.is_file():
         opened.insert(0, _previous_records_source(previous))
     stats = SourceStats()
@@ -100,14 +101,11 @@ def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, no
         tokenizer=tokenizer,
         known_signatures=signatures,
     )
-    write_records(records, out_dir / "records.jsonl")
+    write_records(records, out_dir / RECORDS)
     if staged_state.is_file():
         os.replace(staged_state, state)
         os.chmod(state, 0o600)
     return PrepareResult(out_dir, metadata, emails, inferred)
-
-
-IMAP_STATE = "imap-state.json"
 
 
 def _open(spec: str, state_path: Path):

@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..artifacts import MANIFEST, RECORDS
 from ..clean import extract_author_text, learn_signatures
 from ..errors import MailvoiceError
 from ..sources.jsonl import read_records
 from ..workspace import write_text
 
-MANIFEST = "dataset_alpaca.json"
-RECORDS = "records.jsonl"
 DEFAULT_NAME = "review.html"
 
 PLACEHOLDERS = {

@@ -21,7 +21,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..artifacts import ADAPTER_WEIGHTS, Adapter
 from ..errors import MailvoiceError
+from ..models import hf_id_of
 from ..tools import Toolchain
 from ..workspace import FILE_MODE, make_private_dir
 
@@ -44,23 +46,11 @@ def normalise_quant(q: str | None) -> str:
     raise MailvoiceError(f"unknown --quantize {q!r}: use q4_K_M, q8_0 or f16")
 
 
-def adapter_summary(adapter: Path) -> dict:
-    p = Path(adapter) / "training_summary.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
-
-
-def resolve_base(adapter: Path) -> BaseInfo:
+def resolve_base(adapter: Path | Adapter) -> BaseInfo:
     """The base the adapter was trained on, as a local folder with config.json; checked."""
-    from ..evaluate.generate import base_of
-    from ..models import hf_id_of
-
-    adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise MailvoiceError(f"no PEFT adapter at {adapter} (expected adapter_config.json)")
-    try:
-        base = base_of(adapter)
-    except KeyError:
-        raise MailvoiceError(f"{adapter}: training_summary.json names no base model") from None
+    art = adapter if isinstance(adapter, Adapter) else Adapter.open(adapter)
+    adapter = art.path
+    base = art.base
     p = Path(base)
     if not (p / "config.json").is_file():
         raise MailvoiceError(
@@ -70,19 +60,17 @@ def resolve_base(adapter: Path) -> BaseInfo:
     q = cfg.get("quantization_config") or {}
     if q.get("load_in_4bit") or q.get("load_in_8bit") or q.get("quant_method") in ("bitsandbytes", "gptq", "awq"):
         raise MailvoiceError(f"base {p} is quantized ({q.get('quant_method', '4-bit')}); merging needs the 16-bit base it was trained from")
-    summary = adapter_summary(adapter)
-    want = summary.get("base_hf_id")
+    want = art.summary.get("base_hf_id")
     have = hf_id_of(str(p))
     if want and have != str(p) and have != want:
         raise MailvoiceError(f"base mismatch: the adapter was trained on {want}, but {p} is {have}")
-    acfg = json.loads((adapter / "adapter_config.json").read_text())
-    _check_shapes(adapter, cfg, acfg)
+    _check_shapes(adapter, cfg, art.config)
     return BaseInfo(path=p.absolute(), hf_id=want or have, config=cfg)
 
 
 def _check_shapes(adapter: Path, cfg: dict, acfg: dict) -> None:
     """Catch an adapter trained on another base before minutes of merging: LoRA A/B widths."""
-    st = adapter / "adapter_model.safetensors"
+    st = adapter / ADAPTER_WEIGHTS[0]
     if not st.is_file():
         raise MailvoiceError(f"{adapter}: adapter_model.safetensors is missing")
     from safetensors import safe_open

@@ -7,14 +7,13 @@ email (focused, a little variety, no loops), not the creative-writing values som
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..chat import FORMATS, SYSTEM_PROMPT, ChatFormat
-from ..errors import MailvoiceError
+from ..artifacts import Adapter
+from ..chat import SYSTEM_PROMPT, ChatFormat
 from ..workspace import make_private_dir, privatise_tree, write_json, write_text
 
 # Hugging Face base id → Ollama tag of the same, non-quantized weights (an adapter must sit on
@@ -85,17 +84,8 @@ class DeployArtefacts:
 
 def write_artefacts(adapter: Path, user_id: str, out_root: Path, *, gguf: Path | None = None) -> DeployArtefacts:
     """Copy the PEFT adapter beside a Modelfile that uses it; nothing touches a server here."""
-    summary_path = adapter / "training_summary.json"
-    if not (adapter / "adapter_config.json").is_file():
-        raise MailvoiceError(f"no PEFT adapter at {adapter}")
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    fmt = FORMATS.get(summary.get("chat_format", ""))
-    if fmt is None:
-        from transformers import AutoTokenizer
-
-        from ..chat import format_for
-
-        fmt = format_for(AutoTokenizer.from_pretrained(str(adapter)))
+    art = Adapter.open(adapter)
+    adapter, summary, fmt = art.path, art.summary, art.chat_format
     name = model_name(user_id)
     out = make_private_dir(Path(out_root) / name)
     adapter_out = out / "adapter"

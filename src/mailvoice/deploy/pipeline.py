@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..chat import FORMATS, SYSTEM_PROMPT, ChatFormat, instruction_for
+from ..artifacts import ADAPTER_WEIGHTS, EVAL_METRICS, Adapter
+from ..chat import SYSTEM_PROMPT, ChatFormat, instruction_for
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, sha256_file, write_json, write_text
 from . import gguf as G
@@ -68,20 +69,9 @@ class DeployResult:
     gateway_command: str | None = None  # the `mailvoice gateway` line the gateway set-up needs
 
 
-def chat_format_of(adapter: Path) -> ChatFormat:
-    fmt = FORMATS.get(G.adapter_summary(adapter).get("chat_format", ""))
-    if fmt is None:
-        from transformers import AutoTokenizer
-
-        from ..chat import format_for
-
-        fmt = format_for(AutoTokenizer.from_pretrained(str(adapter)))
-    return fmt
-
-
 def _eval_scores(adapter: Path, explicit: Path | None, space) -> dict | None:
-    cands = [explicit] if explicit else [adapter / "metrics.json", adapter.parent / "metrics.json",
-                                         *sorted(space.eval.glob("**/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True)]
+    cands = [explicit] if explicit else [adapter / EVAL_METRICS, adapter.parent / EVAL_METRICS,
+                                         *sorted(space.eval.glob(f"**/{EVAL_METRICS}"), key=lambda p: p.stat().st_mtime, reverse=True)]
     for p in cands:
         if p and Path(p).is_file():
             try:
@@ -96,7 +86,6 @@ def _eval_scores(adapter: Path, explicit: Path | None, space) -> dict | None:
 
 
 def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> DeployResult:
-    from ..evaluate.generate import resolve_adapter
     from ..tools import require_toolchain
 
     t0 = time.monotonic()
@@ -107,9 +96,10 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         notices.append(msg)
         log(msg)
 
-    adapter = resolve_adapter(model)
-    base = G.resolve_base(adapter)
-    fmt = chat_format_of(adapter)
+    art = Adapter.open(model)
+    adapter = art.path
+    base = G.resolve_base(art)
+    fmt = art.chat_format
     quant = G.normalise_quant(opts.quantize)
     template = serving_template(fmt)
     name = model_name(user_id)
@@ -201,7 +191,7 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         "chat_format": fmt.name,
         "quantize": quant if mode == "merged" else None,
         "adapter": str(adapter.absolute()),
-        "adapter_digest": "sha256:" + sha256_file(adapter / "adapter_model.safetensors"),
+        "adapter_digest": "sha256:" + sha256_file(adapter / ADAPTER_WEIGHTS[0]),
         "gguf": str(merged_gguf) if merged_gguf else None,
         "gguf_bytes": merged_gguf.stat().st_size if merged_gguf else None,
         "lora_gguf": str(lora_gguf) if lora_gguf else None,

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..artifacts import RECORDS
 from ..errors import MailvoiceError
 from ..workspace import resolve_root, user_space, write_json
 from .modelfile import model_name
@@ -48,7 +49,7 @@ def dataset_account_emails(data_dir: Path, *, min_share: float = 0.01) -> list[s
     of at least ``min_share`` of the records (prepare kept only the user's own mail: the
     ``--user-email`` addresses, the EmailAI accounts, or the inferred most frequent sender, plus
     Sent-folder mail, where a rare stray sender is left out by the share). ``[]`` without data."""
-    path = Path(data_dir) / "records.jsonl"
+    path = Path(data_dir) / RECORDS
     if not path.is_file():
         return []
     senders: Counter = Counter()

@@ -15,18 +15,15 @@ import shlex
 from pathlib import Path
 
 from ..workspace import make_private_dir, write_text
-from .gguf import adapter_summary
+from ..artifacts import Adapter
 from .modelfile import model_name
 
 
 def write_vllm(model: Path, user_id: str, space, *, host: str = "http://127.0.0.1:8000") -> dict:
-    from ..evaluate.generate import resolve_adapter
-
-    adapter = resolve_adapter(model).absolute()
-    summary = adapter_summary(adapter)
-    acfg = json.loads((adapter / "adapter_config.json").read_text())
-    base = summary.get("base_hf_id") or acfg.get("base_model_name_or_path")
-    rank = int(acfg.get("r", 16))
+    art = Adapter.open(model)
+    adapter = art.path.absolute()
+    base = art.base_hf_id
+    rank = int(art.config.get("r", 16))
     max_rank = next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank)
     name = model_name(user_id)
     out = make_private_dir(space.models / name)

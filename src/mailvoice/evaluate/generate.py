@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..artifacts import VAL_CHAT, Adapter
 from ..chat import SYSTEM_PROMPT, format_for
 from ..errors import MailvoiceError
 from ..workspace import read_jsonl
@@ -25,47 +26,12 @@ class GenOptions:
     repetition_penalty: float = 1.0  # 1.0 = off; serving uses deploy.modelfile.EMAIL_PARAMETERS["repeat_penalty"]
 
 
-def resolve_adapter(model: str | Path) -> Path:
-    """Accept a run folder, its final/ folder or any PEFT adapter folder."""
-    p = Path(model)
-    for cand in (p, p / "final"):
-        if (cand / "adapter_config.json").is_file():
-            return cand
-    raise MailvoiceError(f"no PEFT adapter found at {p} (expected adapter_config.json or final/)")
-
-
-def base_of(adapter: Path) -> str:
-    summary = adapter / "training_summary.json"
-    if summary.is_file():
-        s = json.loads(summary.read_text())
-        path = s.get("base_path")
-        if path and Path(path).exists():
-            return path
-        from ..models import resolve_base_model
-
-        return resolve_base_model(s.get("base_model") or s["base_hf_id"])
-    cfg = json.loads((adapter / "adapter_config.json").read_text())
-    return cfg["base_model_name_or_path"]
-
-
-def trained_on(adapter: Path) -> str | None:
-    """The data file the adapter learned from (``train_file`` of its training config), if recorded;
-    ``adapter`` may be a run folder (its ``final/``)."""
-    for summary in (Path(adapter) / "training_summary.json", Path(adapter) / "final" / "training_summary.json"):
-        if summary.is_file():
-            try:
-                return json.loads(summary.read_text())["config"].get("train_file")
-            except (ValueError, KeyError, TypeError, AttributeError):
-                return None
-    return None
-
-
 def load_tuned(adapter: Path):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = base_of(adapter)
+    base = Adapter(adapter).base
     tok = AutoTokenizer.from_pretrained(str(adapter))
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(adapter))
@@ -198,5 +164,5 @@ def reply_perplexity(model, tok, rows: list[dict], *, use_adapter: bool = True, 
 def val_rows(data_dir: Path | None) -> list[dict]:
     if not data_dir:
         return []
-    p = Path(data_dir) / "val_chat.jsonl"
+    p = Path(data_dir) / VAL_CHAT
     return read_jsonl(p) if p.is_file() else []

@@ -4,7 +4,7 @@ Files: ``evaluation-results.json`` is a list of ``{prompt, generated, base_gener
 stopped, base_stopped, p_user, base_p_user[, reference]}`` (so the guide's ``jq '.[] | {prompt,
 generated}'`` works); the metrics go to ``metrics.json`` beside it; ``--report`` writes one
 self-contained HTML page; the outcome (headline metrics + gate) is also kept in the adapter
-folder as ``evaluation.json``, which ``deploy --require-eval`` checks.
+folder as ``evaluation.json`` (``artifacts.Adapter.gate``: what ``deploy``/``gateway --require-eval`` check).
 
 Order matters for speed: every torch pass (generation, perplexity, canaries) runs before any
 scikit-learn work, and the latter runs with BLAS held to one thread. Generation and perplexity
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import tempfile
 from dataclasses import asdict, dataclass
@@ -24,16 +23,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import samples
+from ..artifacts import (EVAL_METRICS, FINAL, GATE_EXIT_CODE, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter,
+                         find_retrieval)
 from ..chat import prompt_fields
 from ..dataset.notes import note_coverage
 from ..errors import MailvoiceError
 from ..workspace import read_jsonl, write_json
-from .generate import (GenOptions, generate, load_prompts, load_tuned, reply_perplexity, resolve_adapter,
-                       trained_on, val_rows)
+from .generate import GenOptions, generate, load_prompts, load_tuned, reply_perplexity, val_rows
 
-EVALUATION_FILE = "evaluation.json"
 CONTROL_ADDRESS = "marcus.bell@northgate-logistics.example"
-GATE_EXIT_CODE = 3
 
 
 @dataclass
@@ -60,10 +58,10 @@ def load_control(control: Path | None, notice=print) -> tuple[list[dict], str]:
     src = Path(control) if control else bundled_control()
     if src is None:
         return [], "none (no --control-data and no bundled contrast corpus)"
-    if src.is_dir() and (src / "train_chat.jsonl").is_file():
-        rows = read_jsonl(src / "train_chat.jsonl")
-        if (src / "val_chat.jsonl").is_file():
-            rows += read_jsonl(src / "val_chat.jsonl")
+    if src.is_dir() and (src / TRAIN_CHAT).is_file():
+        rows = read_jsonl(src / TRAIN_CHAT)
+        if (src / VAL_CHAT).is_file():
+            rows += read_jsonl(src / VAL_CHAT)
         return rows, str(src)
     if not src.exists():
         raise MailvoiceError(f"--control-data not found: {src}")
@@ -74,7 +72,7 @@ def load_control(control: Path | None, notice=print) -> tuple[list[dict], str]:
     with tempfile.TemporaryDirectory(prefix="mailvoice-control-") as tmp:
         prepare(sources=[str(src)], out_dir=Path(tmp), user_emails=emails,
                 opts=DatasetOptions(min_emails=10), notice=lambda m: None)
-        rows = read_jsonl(Path(tmp) / "train_chat.jsonl") + read_jsonl(Path(tmp) / "val_chat.jsonl")
+        rows = read_jsonl(Path(tmp) / TRAIN_CHAT) + read_jsonl(Path(tmp) / VAL_CHAT)
     if cached:
         from ..workspace import make_private_dir, write_jsonl
 
@@ -178,33 +176,6 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
                            "min_user_gain": min_user_gain, "min_note_coverage": min_note_coverage}}
 
 
-def adapter_digest(adapter: Path) -> str:
-    h = hashlib.sha256()
-    for name in ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json"):
-        p = Path(adapter) / name
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
-def require_eval(model: Path) -> dict:
-    """For ``deploy --require-eval``: the adapter's last evaluation, or a MailvoiceError (exit 3)."""
-    adapter = resolve_adapter(model)
-    p = adapter / EVALUATION_FILE
-    if not p.is_file():
-        raise MailvoiceError(f"no evaluation on record for {adapter}: run mailvoice evaluate --model {model} "
-                             "(with --min-voice-score/--min-novelty/--max-canary-leaks) first", exit_code=GATE_EXIT_CODE)
-    ev = json.loads(p.read_text())
-    if ev.get("adapter_sha256") != adapter_digest(adapter):
-        raise MailvoiceError(f"the adapter at {adapter} changed since its last evaluation: evaluate it again",
-                             exit_code=GATE_EXIT_CODE)
-    gate = ev.get("gate") or {}
-    if not gate.get("passed"):
-        raise MailvoiceError("refusing to deploy: its last evaluation failed: " + "; ".join(gate.get("failures") or ["?"]),
-                             exit_code=GATE_EXIT_CODE)
-    return ev
-
-
 # ------------------------------------------------------------------------------------ the recipe
 def _gap(base: float | None, tuned: float | None) -> float | None:
     return math.log(base / tuned) if base and tuned else None
@@ -250,13 +221,14 @@ def evaluate(
 
     opts = opts or GenOptions()
     step = step or quiet_step
-    adapter = resolve_adapter(model)
+    art = Adapter.open(model)
+    adapter = art.path
     prompts = load_prompts(test_data)
     if data_dir is None:
-        guess = adapter.parent.parent.parent / "data" if adapter.name == "final" else None
-        data_dir = guess if guess and (guess / "val_chat.jsonl").is_file() else None
+        guess = adapter.parent.parent.parent / "data" if adapter.name == FINAL else None
+        data_dir = guess if guess and (guess / VAL_CHAT).is_file() else None
     val = val_rows(data_dir)
-    train_rows = read_jsonl(Path(data_dir) / "train_chat.jsonl") if data_dir and (Path(data_dir) / "train_chat.jsonl").is_file() else []
+    train_rows = read_jsonl(Path(data_dir) / TRAIN_CHAT) if data_dir and (Path(data_dir) / TRAIN_CHAT).is_file() else []
     canaries = read_canaries(data_dir)
     with step("preparing the control set (other authors' mail)"):
         control_rows, control_src = load_control(control_data, notice)
@@ -337,7 +309,7 @@ def evaluate(
         emailai = None
         if e_gen:  # moved out of the voice section like rag's
             e_refs = [parse_reply(r["messages"][2]["content"]) or "" for r in e_rows]
-            emailai = {"rows": len(e_rows), "trained_on": trained_on(adapter), "perplexity": e_gen["ppl"]}
+            emailai = {"rows": len(e_rows), "trained_on": art.train_file, "perplexity": e_gen["ppl"]}
             for side in ("tuned", "base"):
                 key = f"emailai_{side}"
                 emailai[side] = {"json_valid": sum(r is not None for r in e_parsed[side]) / len(e_rows),
@@ -383,7 +355,7 @@ def evaluate(
         notes = {side: note_coverage(prompt_notes, g) for side, g in (("tuned", tuned_texts), ("base", base_texts))}
         notes["note"] = "share of the prompts' note items the email expresses (half of an item's content words or more)"
         advance()
-    records = Path(data_dir) / "records.jsonl" if data_dir else None
+    records = Path(data_dir) / RECORDS if data_dir else None
     train_pii: set[str] = set()
     if records and records.is_file():
         recs = read_jsonl(records)
@@ -438,16 +410,15 @@ def evaluate(
     metrics["gate"] = gate
     output = Path(output)
     write_json(output, results)
-    metrics_path = output.with_name("metrics.json")
+    metrics_path = output.with_name(EVAL_METRICS)
     write_json(metrics_path, metrics)
     report_path = None
     if report:
         from .report import write_report
 
         report_path = write_report(Path(report), results, metrics)
-    write_json(adapter / EVALUATION_FILE, {
+    art.write_evaluation({
         "evaluated": metrics["evaluated"],
-        "adapter_sha256": adapter_digest(adapter),
         "results": str(output.resolve()),
         "metrics": str(metrics_path.resolve()),
         "report": str(report_path.resolve()) if report_path else None,
@@ -463,7 +434,7 @@ def evaluate(
 
 
 def _emailai_rows(data_dir: Path | None, limit: int) -> list[dict]:
-    p = Path(data_dir) / "val_emailai.jsonl" if data_dir else None
+    p = Path(data_dir) / VAL_EMAILAI if data_dir else None
     return read_jsonl(p)[:limit] if limit and p and p.is_file() else []
 
 
@@ -471,9 +442,9 @@ def rag_variants(val_items: list[dict], adapter: Path, data_dir: Path | None) ->
     """With a retrieval index (the adapter's, else the dataset's): every val prompt the other way
     round, so evaluate can compare the same model with and without the retrieved emails."""
     from ..chat import has_examples, prompt_fields, strip_examples, with_examples
-    from ..rag.index import find_index, load_cached, query_text
+    from ..rag.index import load_cached, query_text
 
-    folder = find_index(adapter) or find_index(data_dir)
+    folder = find_retrieval(adapter) or find_retrieval(data_dir)
     if folder is None or not val_items:
         return None
     idx = load_cached(folder)

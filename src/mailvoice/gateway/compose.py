@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from ..artifacts import TRAIN_CHAT, Adapter, find_retrieval
 from ..chat import SYSTEM_PROMPT, instruction_for, recipient_name, reply_subject
 from ..errors import MailvoiceError
 from ..dataset.pii import scrub_subject
@@ -117,7 +118,7 @@ class StyleScorer:
                 from ..workspace import read_jsonl, user_space
 
                 data = user_space(user_id, self.root).data
-                rows = read_jsonl(data / "train_chat.jsonl") if (data / "train_chat.jsonl").is_file() else []
+                rows = read_jsonl(data / TRAIN_CHAT) if (data / TRAIN_CHAT).is_file() else []
                 if not rows:
                     raise MailvoiceError(f"no training data for {user_id} to fit a style classifier (run prepare)")
                 control, _ = load_control(None, lambda m: None)
@@ -179,9 +180,9 @@ _LOCAL: dict[str, tuple] = {}
 
 def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: float | None = None,
                    max_tokens: int = 200) -> list[str]:
-    from ..evaluate.generate import GenOptions, generate, load_tuned, resolve_adapter
+    from ..evaluate.generate import GenOptions, generate, load_tuned
 
-    adapter = resolve_adapter(adapter)
+    adapter = Adapter.open(adapter).path
     key = str(adapter.absolute())
     if key not in _LOCAL:
         _LOCAL[key] = load_tuned(adapter)
@@ -194,9 +195,9 @@ def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: 
 
 def _retriever(adapter):
     """The adapter's retrieval index as a query → examples function, or None (no ``rag``)."""
-    from ..rag.index import find_index, load_cached
+    from ..rag.index import load_cached
 
-    folder = find_index(Path(adapter)) if adapter else None
+    folder = find_retrieval(adapter)
     return load_cached(folder).examples_for if folder else None
 
 

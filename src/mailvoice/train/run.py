@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..artifacts import FINAL, RETRIEVAL, RETRIEVAL_META, TRAINING_SUMMARY, find_retrieval
 from ..chat import ChatFormat, format_for, pad_token_for
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, privatise_tree, read_jsonl, write_json
@@ -344,7 +345,7 @@ def train(
         notice(clock.report(trainer.state.global_step, steps_per_epoch)["message"]
                + " (the learning-rate schedule was planned for the full run; resume with --resume-from-checkpoint auto)")
 
-    final = run_dir / "final"
+    final = run_dir / FINAL
     tmp_final = run_dir / ".final.tmp"
     if tmp_final.exists():
         import shutil
@@ -390,14 +391,14 @@ def train(
     if device == "cuda":
         summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         summary["peak_gpu_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
-    write_json(tmp_final / "training_summary.json", summary)
+    write_json(tmp_final / TRAINING_SUMMARY, summary)
     privatise_tree(tmp_final)
     if final.exists():
         import shutil
 
         shutil.rmtree(final)
     os.replace(tmp_final, final)
-    write_json(run_dir / "training_summary.json", summary)
+    write_json(run_dir / TRAINING_SUMMARY, summary)
     return TrainResult(run_dir=run_dir, final_dir=final, summary=summary)
 
 
@@ -488,10 +489,8 @@ def _carry_retrieval(data_dir: Path, final: Path) -> dict | None:
     so evaluate and serving retrieve from the same emails with the same settings."""
     import shutil
 
-    from ..rag.index import INDEX_DIR, META_FILE, find_index
-
-    src = find_index(data_dir)
+    src = find_retrieval(data_dir)
     if src is None:
         return None
-    shutil.copytree(src, final / INDEX_DIR, dirs_exist_ok=True)
-    return json.loads((final / INDEX_DIR / META_FILE).read_text())
+    shutil.copytree(src, final / RETRIEVAL, dirs_exist_ok=True)
+    return json.loads((final / RETRIEVAL / RETRIEVAL_META).read_text())

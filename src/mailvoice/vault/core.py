@@ -31,6 +31,7 @@ from typing import Any
 import pyrage
 
 from .. import __version__
+from ..artifacts import IMAP_STATE, RECORDS
 from ..errors import MailvoiceError
 from ..workspace import UserSpace, make_private_dir, sha256_file, user_space, validate_user_id
 from . import keys as _keys
@@ -58,7 +59,7 @@ log = logging.getLogger("mailvoice.vault")
 # make sense beside it: ``prepare`` writes records.jsonl to merge the next run incrementally
 # and imap-state.json to fetch only new UIDs (without records.jsonl it would skip old mail).
 # Training never reads them, so backups leave both out unless ``include_records=True``.
-RAW_DATA = ("data/records.jsonl", "data/imap-state.json")
+RAW_DATA = (f"data/{RECORDS}", f"data/{IMAP_STATE}")
 _CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini")
 
 
