@@ -191,9 +191,9 @@ def test_strip_and_escape_controls():
     assert escape_controls("x\x1b]52;c;Zm9v\x07\n\ty\x9b") == "x\\x1b]52;c;Zm9v\\x07\n\ty\\x9b"
 
 
-def test_clean_cli_never_prints_escapes(tmp_path):
+def test_explain_cli_never_prints_escapes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MAILVOICE_NO_PROGRESS": "1"}
-    for args in (["clean", str(CORPUS / "ansi_osc.eml")], ["clean", "--json", str(CORPUS / "ansi_osc.eml")]):
+    for args in (["explain", str(CORPUS / "ansi_osc.eml")], ["explain", "--json", str(CORPUS / "ansi_osc.eml")]):
         r = subprocess.run([sys.executable, "-m", "mailvoice", *args], capture_output=True, text=True, env=env,
                            timeout=60)
         assert r.returncode == 0, r.stderr

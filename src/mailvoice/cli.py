@@ -6,6 +6,7 @@ non-zero exit; email text, tokens and keys are never printed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -142,9 +143,9 @@ def prepare(
     ui.out.print(f"review it before training: mailvoice review {res.out_dir}")
 
 
-# --------------------------------------------------------------------------------------------- clean
+# --------------------------------------------------------------------------------------------- explain
 @app.command()
-def clean(
+def explain(
     file: Annotated[Path, typer.Argument(help="One .eml file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print {text, removed, …} as JSON.")] = False,
     user_id: Annotated[Optional[str], typer.Option("--user-id", help="Also apply what prepare learned for this user (signatures, own names).")] = None,
@@ -176,6 +177,22 @@ def clean(
     typer.echo(escape_controls(view.text))  # cleaning strips them; the terminal never obeys mail
     for z in ex.removed:
         typer.echo(f"\n--- removed {z.kind}: {z.reason} ---\n{escape_controls(z.text)}", err=True)
+
+
+def _old_name(old: str, new: str, command, group: typer.Typer = app) -> None:
+    """Keep an old verb working, hidden from --help, with a one-line note on stderr (guides and scripts
+    written before the rename still run)."""
+
+    @functools.wraps(command)  # typer reads the wrapped signature: same options, same checks
+    def run(*args, **kwargs):
+        typer.echo(f"note: `mailvoice {old}` is now `mailvoice {new}`; the old name still works for now", err=True)
+        return command(*args, **kwargs)
+
+    group.command(old, hidden=True)(run)
+
+
+# `clean` (look at one email) sat next to `cleanup` (delete a user's data): one slip of the keyboard apart
+_old_name("clean", "explain", explain)
 
 
 # --------------------------------------------------------------------------------------------- review
