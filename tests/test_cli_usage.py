@@ -49,7 +49,9 @@ USAGE = [
     (["explain"], "Missing argument 'file'"),
     (["clean"], "Missing argument 'file'"),  # the old name, kept hidden
     (["models", "nosuch"], "No such command 'nosuch'"),
-    (["backup", "verify"], "Missing option '--user-id'"),
+    (["backup", "verify"], "Missing option '--user-id'"),  # the old name, kept hidden
+    (["verify"], "Missing option '--user-id'"),
+    (["backups"], "Missing option '--user-id'"),
     (["cloud", "launch", "--max-concurrent", "0"], "'--max-concurrent'"),
     (["write", "hi", "--user-id", "u", "--candidates", "99"], "'--candidates'"),
 ]

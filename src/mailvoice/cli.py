@@ -188,7 +188,7 @@ def _old_name(old: str, new: str, command, group: typer.Typer = app) -> None:
         typer.echo(f"note: `mailvoice {old}` is now `mailvoice {new}`; the old name still works for now", err=True)
         return command(*args, **kwargs)
 
-    group.command(old, hidden=True)(run)
+    group.command(old.split()[-1], hidden=True)(run)
 
 
 # `clean` (look at one email) sat next to `cleanup` (delete a user's data): one slip of the keyboard apart
@@ -468,7 +468,11 @@ def deploy(
 # --------------------------------------------------------------------------------------------- vault
 keys_app = typer.Typer(help="age keys for encrypted backups.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-backup_app = typer.Typer(help="Encrypted, verified backups of one user's data.", invoke_without_command=True)
+# The vault's verbs are top level like every other verb (`backup`, `backups`, `verify`, `restore`, `cleanup`;
+# groups are nouns: `models`, `keys`, `cloud`, `tools`). `backup` stays a group only so the old `backup list`
+# and `backup verify` keep working, hidden; without a subcommand it makes a backup, as the guide's shim calls it.
+backup_app = typer.Typer(help="Encrypted, verified backups of one user's data.", invoke_without_command=True,
+                         subcommand_metavar="")
 app.add_typer(backup_app, name="backup")
 
 Bucket = Annotated[Optional[str], typer.Option("--bucket", help="S3 bucket (--method s3) or a folder/URL (local, any fsspec URL).")]
@@ -533,8 +537,8 @@ def backup(
         ui.out.print(f"cleaned up {len(res.deleted)} local paths after the verified backup")
 
 
-@backup_app.command("verify")
-def backup_verify(
+@app.command("verify")
+def verify(
     user_id: UserId,
     method: Method = "s3",
     bucket: Bucket = None,
@@ -553,14 +557,18 @@ def backup_verify(
                  + (", manifest matches its sealed copy" if r.sealed else ""))
 
 
-@backup_app.command("list")
-def backup_list(user_id: UserId, method: Method = "s3", bucket: Bucket = None):
+@app.command("backups")
+def backups(user_id: UserId, method: Method = "s3", bucket: Bucket = None):
     """Backups of a user, newest last; incomplete ones are marked."""
     from . import ui
     from .vault import Vault
 
     for b in Vault.open(bucket, method).list(user_id, include_incomplete=True):
         ui.out.print(f"{b.backup_id}\t{b.created}\t{b.kind}\t{'complete' if b.complete else 'INCOMPLETE: ' + b.reason}")
+
+
+_old_name("backup list", "backups", backups, group=backup_app)
+_old_name("backup verify", "verify", verify, group=backup_app)
 
 
 @app.command()
