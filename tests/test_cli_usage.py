@@ -52,6 +52,11 @@ USAGE = [
     (["backup", "verify"], "Missing option '--user-id'"),  # the old name, kept hidden
     (["verify"], "Missing option '--user-id'"),
     (["backups"], "Missing option '--user-id'"),
+    (["backups", "--user-id", "u", "--method", "ftp"], "'ftp' is not one of 's3', 'local', 'url'"),
+    (["deploy", "--model", ".", "--user-id", "u", "--target", "k8s"], "'k8s' is not one of 'ollama', 'vllm'"),
+    (["prepare", "--user-id", "u", "--emailai-format", "v3"], "'v3' is not one of 'fork', 'upstream'"),
+    (["prepare", "--user-id", "u", "--format", "csv"], "'csv' is not one of 'alpaca', 'chat', 'both'"),
+    (["gateway", "--upstream-api", "grpc"], "'grpc' is not one of 'ollama', 'openai'"),
     (["cloud", "launch", "--max-concurrent", "0"], "'--max-concurrent'"),
     (["write", "hi", "--user-id", "u", "--candidates", "99"], "'--candidates'"),
 ]

@@ -325,8 +325,8 @@ def test_deploy_with_the_server_down_fails_before_converting(random_adapter, wor
 
 
 def test_unknown_quantize_is_rejected(random_adapter, workspace, capsys):
-    assert main(["deploy", "--model", str(random_adapter), "--user-id", "u1", "--dry-run", "--quantize", "q3"]) == 1
-    assert "unknown --quantize" in capsys.readouterr().err
+    assert main(["deploy", "--model", str(random_adapter), "--user-id", "u1", "--dry-run", "--quantize", "q3"]) == 2
+    assert "Invalid value for '--quantize'" in capsys.readouterr().err  # a usage error (options.Quant)
 
 
 def test_disk_space_check_is_one_line(tmp_path, monkeypatch):
