@@ -14,7 +14,7 @@ import pytest
 
 from mailvoice.chat import CHATML, FORMATS, LLAMA3, SYSTEM_PROMPT, instruction_for
 from mailvoice.cli import main
-from mailvoice.deploy.emailai import env_lines, gateway_command, update_env_file, with_token
+from mailvoice.deploy.emailai_env import env_lines, gateway_command, update_env_file, with_token
 from mailvoice.deploy.modelfile import EMAIL_PARAMETERS, ollama_parameters, render_modelfile, serving_template
 from mailvoice.deploy.ollama import OllamaClient, normalise_url
 from mailvoice.errors import MailvoiceError

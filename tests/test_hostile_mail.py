@@ -273,7 +273,7 @@ def test_manifest_source_redaction(url, secret):
 
 
 def test_db_password_with_unencoded_at_never_shows_its_tail():
-    from mailvoice.sources.emailai import open_emailai
+    from mailvoice.sources.emailai_db import open_emailai
 
     with pytest.raises(MailvoiceError) as ei:
         src = open_emailai("postgresql://mv:pa@Secret99@127.0.0.1:5432/test", user_id="dana", connect_timeout=3)
@@ -285,7 +285,7 @@ def test_db_password_with_unencoded_at_never_shows_its_tail():
 
 @pytest.mark.parametrize("url", ["postgresql://mv:Secret/99@127.0.0.1/test", "postgresql://mv:Sec ret99@127.0.0.1/test"])
 def test_db_password_with_slash_or_space_never_shows(url):
-    from mailvoice.sources.emailai import open_emailai
+    from mailvoice.sources.emailai_db import open_emailai
 
     with pytest.raises(MailvoiceError) as ei:
         open_emailai(url, user_id="dana", connect_timeout=3).user_emails()

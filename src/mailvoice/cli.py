@@ -448,7 +448,7 @@ def deploy(
         ui.out.print(f"  then: ollama create {res.model} -f {res.modelfile}")
     else:
         ui.out.print(f"[green]deployed[/] {res.model} ({res.mode}) on {res.record['ollama_url']}: answered the probe and stopped")
-    from .deploy.emailai import SINGLE_USER_WARNING, TOKEN_ENV, needs_token, render_env
+    from .deploy.emailai_env import SINGLE_USER_WARNING, TOKEN_ENV, needs_token, render_env
 
     if single_user:
         ui.notice(SINGLE_USER_WARNING)

@@ -25,7 +25,7 @@ from ..chat import FORMATS, SYSTEM_PROMPT, ChatFormat, instruction_for
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, sha256_file, write_json, write_text
 from . import gguf as G
-from .emailai import env_lines, gateway_command, render_env, update_env_file, with_token
+from .emailai_env import env_lines, gateway_command, render_env, update_env_file, with_token
 from .modelfile import model_name, ollama_parameters, ollama_tag_for, render_modelfile, serving_template
 
 # A third-party report says Ollama 0.34.1 refuses to create new adapter models; we still ask,
