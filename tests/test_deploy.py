@@ -332,11 +332,11 @@ def test_unknown_quantize_is_rejected(random_adapter, workspace, capsys):
 def test_disk_space_check_is_one_line(tmp_path, monkeypatch):
     import shutil
 
-    from mailvoice.deploy import gguf as G
+    from mailvoice.deploy import gguf
 
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 1))
     with pytest.raises(MailvoiceError, match="not enough disk space"):
-        G.check_free_space(tmp_path, 1 << 30)
+        gguf.check_free_space(tmp_path, 1 << 30)
 
 
 # ------------------------------------------------------------------------------- EmailAI + registry + vLLM
@@ -512,14 +512,14 @@ def stub_toolchain(monkeypatch):
     """The real deploy path (CLI → pipeline → Ollama API → registry) with llama.cpp's steps stubbed:
     each "conversion" writes a tiny valid GGUF, and the probe is taken as passed."""
     from mailvoice import tools
-    from mailvoice.deploy import gguf as G
+    from mailvoice.deploy import gguf
     from mailvoice.deploy import pipeline
 
     monkeypatch.setattr(tools, "require_toolchain", lambda **kw: tools.Toolchain(source="test"))
-    monkeypatch.setattr(G, "convert_lora", lambda tc, adapter, base, out, outtype="f32": _gguf(out))
-    monkeypatch.setattr(G, "merge_adapter", lambda adapter, base, out: (out.mkdir(parents=True, exist_ok=True), out)[1])
-    monkeypatch.setattr(G, "convert_hf", lambda tc, d, out, outtype="f16", name=None: _gguf(out))
-    monkeypatch.setattr(G, "quantize", lambda tc, src, dst, q: _gguf(dst))
+    monkeypatch.setattr(gguf, "convert_lora", lambda tc, adapter, base, out, outtype="f32": _gguf(out))
+    monkeypatch.setattr(gguf, "merge_adapter", lambda adapter, base, out: (out.mkdir(parents=True, exist_ok=True), out)[1])
+    monkeypatch.setattr(gguf, "convert_hf", lambda tc, d, out, outtype="f16", name=None: _gguf(out))
+    monkeypatch.setattr(gguf, "quantize", lambda tc, src, dst, q: _gguf(dst))
     monkeypatch.setattr(pipeline, "verify", lambda client, name, fmt: {"ok": True, "done_reason": "stop"})
 
 
