@@ -6,7 +6,7 @@ Against the project's fake Gmail API (tests/fakes/gmail_server.py), each ``messa
 ``--latency`` seconds (a round trip to Google is tens of milliseconds; the fake itself is local),
 with Gmail's per-user concurrency limit (429 "Too many concurrent requests for user") set above
 the window. Both runs list ``in:sent`` and read every message through
-``mailvoice.sources.emailai.fetch_in_order``; the ratio is sequential time / concurrent time in the
+``mailvoice.sources.emailai_db.fetch_in_order``; the ratio is sequential time / concurrent time in the
 same run, on the same machine.
 """
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fakes.gmail_server import FakeGoogle  # noqa: E402
 
-from mailvoice.sources.emailai import fetch_in_order  # noqa: E402
+from mailvoice.sources.emailai_db import fetch_in_order  # noqa: E402
 from mailvoice.sources.gmail import GmailClient  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""`mailvoice clean FILE.eml` as a subprocess: the text exactly as trained on (PII as placeholders),
+"""`mailvoice explain FILE.eml` as a subprocess: the text exactly as trained on (PII as placeholders),
 and with --user-id the signatures `prepare` learned for that user (data/clean-profile.json)."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def prepared(tmp_path_factory):
 
 def test_clean_prints_the_scrubbed_training_text(prepared):
     _tmp, _ws, eml = prepared
-    r = run("clean", str(eml))
+    r = run("explain", str(eml))
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for raw in (PHONE, ADDR, URL):
@@ -74,7 +74,7 @@ def test_clean_prints_the_scrubbed_training_text(prepared):
     assert "<PHONE>" in out and "<EMAIL>" in out and "<URL>" in out
     assert out.startswith("Hi Sam,") and "Cheers,\nDana" in out  # the sender's own name is protected
     assert SIG.split("\n")[0] in out  # nothing learned without --user-id: the block stays
-    j = json.loads(run("clean", "--json", str(eml)).stdout)
+    j = json.loads(run("explain", "--json", str(eml)).stdout)
     assert j["text"] == out.rstrip("\n")
     assert j["pii"] == {"PHONE": 1, "EMAIL": 1, "URL": 1}
 
@@ -87,14 +87,14 @@ def test_prepare_persists_the_profile_and_clean_user_id_applies_it(prepared):
     assert p["schema"] == 1 and p["signatures"] == [SIG] and p["learned_signatures"] == 1
     assert "Dana Reyes" in p["protected_names"] and p["keep_urls"] is False
 
-    r = run("clean", "--user-id", "dana", "--workspace", str(ws), str(eml))
+    r = run("explain", "--user-id", "dana", "--workspace", str(ws), str(eml))
     assert r.returncode == 0, r.stderr
     assert r.stdout.rstrip("\n").endswith("Cheers,\nDana") and "Willow Creek" not in r.stdout
     assert "<PHONE>" in r.stdout and PHONE not in r.stdout
     assert "learned signature" in r.stderr  # the removed zone and its reason
 
     # exactly what prepare trained on for this message
-    j = json.loads(run("clean", "--json", "--user-id", "dana", "--workspace", str(ws), str(eml)).stdout)
+    j = json.loads(run("explain", "--json", "--user-id", "dana", "--workspace", str(ws), str(eml)).stdout)
     want = hashlib.sha256(b"plan99@willowcreek-design.example").hexdigest()[:16]
     rows = [json.loads(x) for f in ("train_alpaca.jsonl", "val_alpaca.jsonl")
             for x in (ws / "dana" / "data" / f).read_text().splitlines() if x.strip()]
@@ -109,7 +109,7 @@ def test_clean_user_id_errors(prepared, tmp_path):
         (("--user-id", "../etc", "--workspace", str(ws), str(eml)), "invalid user id"),
         (("--user-id", "dana", "--workspace", str(ws), str(tmp_path / "missing.eml")), "no such file"),
     ):
-        r = run("clean", *args)
+        r = run("explain", *args)
         assert r.returncode != 0 and "Traceback" not in r.stderr
         errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
         assert len(errors) == 1 and needle in errors[0], r.stderr
@@ -118,7 +118,7 @@ def test_clean_user_id_errors(prepared, tmp_path):
     saved = bad.read_text()
     try:
         bad.write_text('{"schema": 99}')
-        r = run("clean", "--user-id", "dana", "--workspace", str(ws), str(eml))
+        r = run("explain", "--user-id", "dana", "--workspace", str(ws), str(eml))
         assert r.returncode != 0 and "unsupported cleaning profile" in r.stderr and "Traceback" not in r.stderr
     finally:
         bad.write_text(saved)
@@ -138,3 +138,16 @@ def test_profile_round_trip_and_refusals(tmp_path):
             read_profile(path)
     with pytest.raises(MailvoiceError, match="run mailvoice prepare"):
         read_profile(tmp_path / "absent.json")
+
+
+def test_old_name_clean_still_works_with_a_note(prepared):
+    """`clean` was renamed `explain` (it sat next to `cleanup`): hidden, same output, one note on stderr."""
+    _tmp, _ws, eml = prepared
+    old, new = run("clean", "--json", str(eml)), run("explain", "--json", str(eml))
+    assert old.returncode == 0, old.stderr
+    assert old.stdout == new.stdout
+    notes = [ln for ln in old.stderr.splitlines() if ln.strip()]
+    assert notes == ["note: `mailvoice clean` is now `mailvoice explain`; the old name still works for now"]
+    assert "note:" not in new.stderr
+    helptext = run("--help").stdout
+    assert "explain" in helptext and " clean " not in helptext  # hidden from --help

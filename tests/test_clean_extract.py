@@ -242,13 +242,13 @@ def test_dataclasses_are_frozen():
 
 
 def test_name_with_postnominals_is_a_name_and_title_line_is_not():
-    from mailvoice.clean import _rules as R
+    from mailvoice.clean import _rules as rules
 
-    assert R.is_name_line("John E. Doe, Ph.D.")
-    assert R.is_name_line("Ann Lee, MBA, CPA")
-    assert not R.is_name_line("President")  # a title is contact info, not a sign-off name
-    assert not R.is_name_line("Acme Corp")
-    assert R.is_sig_like("John E. Doe, Ph.D.")  # the final '.' of 'Ph.D.' does not end a sentence
+    assert rules.is_name_line("John E. Doe, Ph.D.")
+    assert rules.is_name_line("Ann Lee, MBA, CPA")
+    assert not rules.is_name_line("President")  # a title is contact info, not a sign-off name
+    assert not rules.is_name_line("Acme Corp")
+    assert rules.is_sig_like("John E. Doe, Ph.D.")  # the final '.' of 'Ph.D.' does not end a sentence
 
 
 def test_title_under_the_name_goes_with_the_contact_block():
@@ -279,14 +279,14 @@ def test_name_and_phone_fused_on_the_last_line():
 
 
 def test_prose_like_separates_sentences_from_contact_lines():
-    from mailvoice.clean import _rules as R
+    from mailvoice.clean import _rules as rules
 
-    assert R.is_prose_like("Call me at 713-853-1587.")
-    assert R.is_prose_like("and the notes at docs.example.com")
-    assert not R.is_prose_like("Vice President of Sales")
-    assert not R.is_prose_like("IT Manager, Acme US")
-    assert not R.is_prose_like("phone: 713-853-1587")
-    assert not R.is_prose_like("1400 Smith St., Houston, TX")
+    assert rules.is_prose_like("Call me at 713-853-1587.")
+    assert rules.is_prose_like("and the notes at docs.example.com")
+    assert not rules.is_prose_like("Vice President of Sales")
+    assert not rules.is_prose_like("IT Manager, Acme US")
+    assert not rules.is_prose_like("phone: 713-853-1587")
+    assert not rules.is_prose_like("1400 Smith St., Houston, TX")
 
 
 # ---------------------------------------------------------------- real office mail (issue 18)

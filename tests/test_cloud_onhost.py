@@ -84,9 +84,9 @@ def test_preempted_host_resumes_from_the_bucket_and_fetch_cleans_up(s3, tiny_mod
     # host A: killed with -9 at step 7 (checkpoints 3 and 6 uploaded; 3 pruned, keep 1)
     a = _host(run_line, tmp_path / "hostA", key_text, pub, env={"MAILVOICE_TEST_KILL_AT_STEP": "7"})
     assert a.returncode == -signal.SIGKILL, a.stderr[-3000:]
-    st = remote.read_status(url, "dana_1", job)
+    st = remote.read_status("dana_1", url, job)
     assert st["state"] == "training" and st["last_checkpoint"]["step"] == 6
-    assert [c.step for c in remote.job_checkpoints(url, "dana_1", job)] == [6]
+    assert [c.step for c in remote.job_checkpoints("dana_1", url, job)] == [6]
 
     # reference: an uninterrupted run of the same data and config, under another job name
     ref = _host(run_line, tmp_path / "hostR", key_text, pub, job=f"{job}-ref")
@@ -97,7 +97,7 @@ def test_preempted_host_resumes_from_the_bucket_and_fetch_cleans_up(s3, tiny_mod
     assert b.returncode == 0, b.stderr[-3000:]
     assert "restored checkpoint step 6" in b.stdout
     assert json.loads(b.stdout.strip().splitlines()[-1])["steps"] == 12
-    done = remote.read_status(url, "dana_1", job)
+    done = remote.read_status("dana_1", url, job)
     assert done["state"] == "done" and done["steps"] == 12 and done["tokens_per_s"] > 0
 
     want = _adapter(tmp_path / "hostR" / "dana_1" / "runs" / f"{job}-ref" / "final")
@@ -121,7 +121,7 @@ def test_preempted_host_resumes_from_the_bucket_and_fetch_cleans_up(s3, tiny_mod
     left = list_backups("dana_1", url)
     assert plan.data_backup not in {b.backup_id for b in left}
     assert done["final_backup"] in {b.backup_id for b in left}
-    assert remote.job_checkpoints(url, "dana_1", job) == []
+    assert remote.job_checkpoints("dana_1", url, job) == []
     rec = json.loads((space.path / "cloud" / job / "job.json").read_text())
     assert rec["state"] == "fetched" and rec["result"]["steps"] == 12
     thr = json.loads((ws / "cloud-throughput.json").read_text())["runs"]

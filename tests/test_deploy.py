@@ -14,7 +14,7 @@ import pytest
 
 from mailvoice.chat import CHATML, FORMATS, LLAMA3, SYSTEM_PROMPT, instruction_for
 from mailvoice.cli import main
-from mailvoice.deploy.emailai import env_lines, gateway_command, update_env_file, with_token
+from mailvoice.deploy.emailai_env import env_lines, gateway_command, update_env_file, with_token
 from mailvoice.deploy.modelfile import EMAIL_PARAMETERS, ollama_parameters, render_modelfile, serving_template
 from mailvoice.deploy.ollama import OllamaClient, normalise_url
 from mailvoice.errors import MailvoiceError
@@ -325,18 +325,18 @@ def test_deploy_with_the_server_down_fails_before_converting(random_adapter, wor
 
 
 def test_unknown_quantize_is_rejected(random_adapter, workspace, capsys):
-    assert main(["deploy", "--model", str(random_adapter), "--user-id", "u1", "--dry-run", "--quantize", "q3"]) == 1
-    assert "unknown --quantize" in capsys.readouterr().err
+    assert main(["deploy", "--model", str(random_adapter), "--user-id", "u1", "--dry-run", "--quantize", "q3"]) == 2
+    assert "Invalid value for '--quantize'" in capsys.readouterr().err  # a usage error (options.Quant)
 
 
 def test_disk_space_check_is_one_line(tmp_path, monkeypatch):
     import shutil
 
-    from mailvoice.deploy import gguf as G
+    from mailvoice.deploy import gguf
 
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 1))
     with pytest.raises(MailvoiceError, match="not enough disk space"):
-        G.check_free_space(tmp_path, 1 << 30)
+        gguf.check_free_space(tmp_path, 1 << 30)
 
 
 # ------------------------------------------------------------------------------- EmailAI + registry + vLLM
@@ -512,14 +512,14 @@ def stub_toolchain(monkeypatch):
     """The real deploy path (CLI → pipeline → Ollama API → registry) with llama.cpp's steps stubbed:
     each "conversion" writes a tiny valid GGUF, and the probe is taken as passed."""
     from mailvoice import tools
-    from mailvoice.deploy import gguf as G
+    from mailvoice.deploy import gguf
     from mailvoice.deploy import pipeline
 
     monkeypatch.setattr(tools, "require_toolchain", lambda **kw: tools.Toolchain(source="test"))
-    monkeypatch.setattr(G, "convert_lora", lambda tc, adapter, base, out, outtype="f32": _gguf(out))
-    monkeypatch.setattr(G, "merge_adapter", lambda adapter, base, out: (out.mkdir(parents=True, exist_ok=True), out)[1])
-    monkeypatch.setattr(G, "convert_hf", lambda tc, d, out, outtype="f16", name=None: _gguf(out))
-    monkeypatch.setattr(G, "quantize", lambda tc, src, dst, q: _gguf(dst))
+    monkeypatch.setattr(gguf, "convert_lora", lambda tc, adapter, base, out, outtype="f32": _gguf(out))
+    monkeypatch.setattr(gguf, "merge_adapter", lambda adapter, base, out: (out.mkdir(parents=True, exist_ok=True), out)[1])
+    monkeypatch.setattr(gguf, "convert_hf", lambda tc, d, out, outtype="f16", name=None: _gguf(out))
+    monkeypatch.setattr(gguf, "quantize", lambda tc, src, dst, q: _gguf(dst))
     monkeypatch.setattr(pipeline, "verify", lambda client, name, fmt: {"ok": True, "done_reason": "stop"})
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from mailvoice.chat import CHATML, SYSTEM_PROMPT, instruction_for
 from mailvoice.cli import main
-from mailvoice.deploy import gguf as G
+from mailvoice.deploy import gguf
 from mailvoice.deploy.llama_server import LlamaServer
 from mailvoice.deploy.modelfile import serving_template
 from mailvoice.errors import MailvoiceError
@@ -92,14 +92,14 @@ def strip_end(ids: list[int], end: int = 2) -> list[int]:
 @pytest.fixture(scope="module")
 def ggufs(tiny_model, adapter, tmp_path_factory):
     out = tmp_path_factory.mktemp("gguf")
-    base = G.resolve_base(adapter)
-    merged_dir = G.merge_adapter(adapter, base, out / "merged-hf")
+    base = gguf.resolve_base(adapter)
+    merged_dir = gguf.merge_adapter(adapter, base, out / "merged-hf")
     return {
-        "base_f32": G.convert_hf(TC, tiny_model, out / "base-f32.gguf", "f32"),
-        "base_f16": G.convert_hf(TC, tiny_model, out / "base-f16.gguf", "f16"),
-        "lora_f32": G.convert_lora(TC, adapter, base, out / "lora-f32.gguf", "f32"),
-        "lora_f16": G.convert_lora(TC, adapter, base, out / "lora-f16.gguf", "f16"),
-        "merged_f32": G.convert_hf(TC, merged_dir, out / "merged-f32.gguf", "f32"),
+        "base_f32": gguf.convert_hf(TC, tiny_model, out / "base-f32.gguf", "f32"),
+        "base_f16": gguf.convert_hf(TC, tiny_model, out / "base-f16.gguf", "f16"),
+        "lora_f32": gguf.convert_lora(TC, adapter, base, out / "lora-f32.gguf", "f32"),
+        "lora_f16": gguf.convert_lora(TC, adapter, base, out / "lora-f16.gguf", "f16"),
+        "merged_f32": gguf.convert_hf(TC, merged_dir, out / "merged-f32.gguf", "f32"),
     }
 
 
@@ -176,7 +176,7 @@ def test_deploy_default_q4_k_m_and_dry_run_modelfile(adapter, ollama, workspace,
     assert main(["deploy", "--model", str(adapter), "--user-id", "q1", "--dry-run"]) == 0
     folder = Path(workspace) / "q1" / "models" / "emailai-q1"
     g = folder / "emailai-q1-q4_K_M.gguf"
-    assert g.is_file() and G.gguf_file_type(g) == "Q4_K_M"
+    assert g.is_file() and gguf.gguf_file_type(g) == "Q4_K_M"
     text = (folder / "Modelfile").read_text()
     assert text.startswith(f"FROM {g.absolute()}\n") and not (folder / "deploy.json").exists()
     assert not ollama.requests  # a dry run touches no server
@@ -226,9 +226,9 @@ def test_disk_full_during_conversion_is_one_line_and_leaves_no_gguf(tiny_model, 
         link.symlink_to("/dev/full")  # every write: ENOSPC
         return link
 
-    monkeypatch.setattr(G, "_tmp", full)
+    monkeypatch.setattr(gguf, "_tmp", full)
     with pytest.raises(MailvoiceError, match="disk full while converting") as e:
-        G.convert_hf(TC, tiny_model, out / "m.gguf", "f32")
+        gguf.convert_hf(TC, tiny_model, out / "m.gguf", "f32")
     assert "\n" not in str(e.value)
     assert not (out / "m.gguf").exists() and not link.is_symlink()
 
@@ -238,7 +238,7 @@ def test_serve_two_users_each_get_their_own_adapter(tiny_model, adapter, ggufs, 
     from mailvoice.deploy.serve import MultiUserServer
 
     other = make_random_adapter(tiny_model, tmp_path / "other", seed=3)
-    other_lora = G.convert_lora(TC, other, G.resolve_base(other), tmp_path / "other.gguf", "f32")
+    other_lora = gguf.convert_lora(TC, other, gguf.resolve_base(other), tmp_path / "other.gguf", "f32")
     ids = prompt_ids(tiny_model)
     want = {"emailai-a": hf_greedy(tiny_model, adapter, ids), "emailai-b": hf_greedy(tiny_model, other, ids)}
     assert want["emailai-a"] != want["emailai-b"]

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_deploy import make_random_adapter  # noqa: E402
 from test_deploy_llama import TC, hf_greedy, llama_greedy, pytestmark, prompt_ids  # noqa: E402,F401
 
-from mailvoice.deploy import gguf as G  # noqa: E402
+from mailvoice.deploy import gguf  # noqa: E402
 
 N = 16
 
@@ -24,13 +24,13 @@ N = 16
 def smol_ggufs(smollm2, tmp_path_factory):
     out = tmp_path_factory.mktemp("smol")
     adapter = make_random_adapter(smollm2, out / "adapter", seed=1, scale=5.0)
-    base = G.resolve_base(adapter)
-    merged = G.merge_adapter(adapter, base, out / "merged-hf")
+    base = gguf.resolve_base(adapter)
+    merged = gguf.merge_adapter(adapter, base, out / "merged-hf")
     g = {
         "adapter": adapter,
-        "base_f32": G.convert_hf(TC, smollm2, out / "base-f32.gguf", "f32"),
-        "lora_f32": G.convert_lora(TC, adapter, base, out / "lora-f32.gguf", "f32"),
-        "merged_f32": G.convert_hf(TC, merged, out / "merged-f32.gguf", "f32"),
+        "base_f32": gguf.convert_hf(TC, smollm2, out / "base-f32.gguf", "f32"),
+        "lora_f32": gguf.convert_lora(TC, adapter, base, out / "lora-f32.gguf", "f32"),
+        "merged_f32": gguf.convert_hf(TC, merged, out / "merged-f32.gguf", "f32"),
     }
     import shutil
 

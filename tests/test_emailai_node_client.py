@@ -30,9 +30,9 @@ from fakes.ollama_server import FakeOllama
 from test_gateway import running_gateway
 
 from mailvoice.chat import CHATML, SYSTEM_PROMPT
-from mailvoice.deploy.emailai import TOKEN_ENV, env_lines, with_token
+from mailvoice.deploy.emailai_env import TOKEN_ENV, env_lines, with_token
 from mailvoice.gateway import GatewayConfig, UserDirectory
-from mailvoice.gateway.emailai import draft_request, to_instruction
+from mailvoice.gateway.emailai_calls import draft_request, to_instruction
 
 SCRIPT = Path(__file__).parent / "node" / "emailai_calls.cjs"
 # the fork's apps/web/package.json pins (zod-to-json-schema too: the AI SDK's own range would take a

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailvoice.errors import MailvoiceError
-from mailvoice.sources.emailai import EmailAISource, open_emailai, parse_spec, prepare_db_url, redact_url
+from mailvoice.sources.emailai_db import EmailAISource, open_emailai, parse_spec, prepare_db_url, redact_url
 
 
 def test_db_unreachable_one_line_no_password():

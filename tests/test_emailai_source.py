@@ -27,7 +27,7 @@ psycopg = pytest.importorskip("psycopg")
 
 from mailvoice.errors import MailvoiceError  # noqa: E402
 from mailvoice.sources.base import SourceStats  # noqa: E402
-from mailvoice.sources.emailai import (  # noqa: E402
+from mailvoice.sources.emailai_db import (  # noqa: E402
     EmailAISource,
     open_emailai,
     prepare_db_url,

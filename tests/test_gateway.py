@@ -24,7 +24,7 @@ import pytest
 from fakes import emailai_prompts as ep  # the fork's calls, rebuilt from its TypeScript
 from mailvoice.chat import SYSTEM_PROMPT, instruction_for
 from mailvoice.gateway import GatewayConfig, UserDirectory, create_app
-from mailvoice.gateway.emailai import draft_request, to_instruction
+from mailvoice.gateway.emailai_calls import draft_request, to_instruction
 from mailvoice.gateway.shape import JsonTemplate, build_object
 
 DRAFT_SCHEMA = {"type": "object", "properties": {"reply": {"type": "string", "description":
@@ -359,7 +359,7 @@ def test_the_thread_reaching_the_voice_model_is_pii_scrubbed_like_the_training_d
 
 
 def test_protected_names_mirror_the_training_data():
-    from mailvoice.gateway.emailai import protected_names
+    from mailvoice.gateway.emailai_calls import protected_names
 
     assert protected_names(["Ana Lima", '"Ana Lima"', "ana@acme.example", "", "Bo"]) == ["Ana Lima", "Ana", "Bo"]
 

@@ -191,9 +191,9 @@ def test_strip_and_escape_controls():
     assert escape_controls("x\x1b]52;c;Zm9v\x07\n\ty\x9b") == "x\\x1b]52;c;Zm9v\\x07\n\ty\\x9b"
 
 
-def test_clean_cli_never_prints_escapes(tmp_path):
+def test_explain_cli_never_prints_escapes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MAILVOICE_NO_PROGRESS": "1"}
-    for args in (["clean", str(CORPUS / "ansi_osc.eml")], ["clean", "--json", str(CORPUS / "ansi_osc.eml")]):
+    for args in (["explain", str(CORPUS / "ansi_osc.eml")], ["explain", "--json", str(CORPUS / "ansi_osc.eml")]):
         r = subprocess.run([sys.executable, "-m", "mailvoice", *args], capture_output=True, text=True, env=env,
                            timeout=60)
         assert r.returncode == 0, r.stderr
@@ -273,7 +273,7 @@ def test_manifest_source_redaction(url, secret):
 
 
 def test_db_password_with_unencoded_at_never_shows_its_tail():
-    from mailvoice.sources.emailai import open_emailai
+    from mailvoice.sources.emailai_db import open_emailai
 
     with pytest.raises(MailvoiceError) as ei:
         src = open_emailai("postgresql://mv:pa@Secret99@127.0.0.1:5432/test", user_id="dana", connect_timeout=3)
@@ -285,7 +285,7 @@ def test_db_password_with_unencoded_at_never_shows_its_tail():
 
 @pytest.mark.parametrize("url", ["postgresql://mv:Secret/99@127.0.0.1/test", "postgresql://mv:Sec ret99@127.0.0.1/test"])
 def test_db_password_with_slash_or_space_never_shows(url):
-    from mailvoice.sources.emailai import open_emailai
+    from mailvoice.sources.emailai_db import open_emailai
 
     with pytest.raises(MailvoiceError) as ei:
         open_emailai(url, user_id="dana", connect_timeout=3).user_emails()

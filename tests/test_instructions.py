@@ -283,7 +283,7 @@ def test_cli_prepare_llm_and_emailai_format(tmp_path):
 
 @pytest.mark.parametrize("args,msg", [
     (["--instructions", "llm"], "--instructions llm needs --llm-url URL or --llm-model NAME"),
-    (["--instructions", "magic"], "unknown --instructions 'magic'"),
+    (["--instructions", "magic"], "Invalid value for '--instructions': Value error, 'magic' is not one of"),
     (["--llm-url", "http://127.0.0.1:9"], "only apply with --instructions llm"),
 ])
 def test_cli_instruction_flag_errors(tmp_path, args, msg):

@@ -163,7 +163,7 @@ def test_prepare_without_rag_removes_a_stale_index(rag_data, tmp_path):
 def test_cli_rejects_a_bad_retriever(tmp_path, capsys):
     rc = main(["prepare", "--user-id", "ana", "--source", str(DANA_MBOX), "--rag", "tfidf", "--workspace", str(tmp_path)])
     err = capsys.readouterr().err
-    assert rc != 0 and "unknown retriever 'tfidf'" in err and "Traceback" not in err
+    assert rc == 2 and "Invalid value for '--rag'" in err and "'tfidf' is not one of" in err and "Traceback" not in err
     assert not (tmp_path / "ana" / "data").exists()
 
 

@@ -331,7 +331,7 @@ def test_remote_schemes_not_available_yet(spec, monkeypatch):
     real = importlib.import_module
 
     def fake(name, *a, **kw):  # make the test independent of the other modules' progress
-        if name in ("mailvoice.sources.imap", "mailvoice.sources.emailai"):
+        if name in ("mailvoice.sources.imap", "mailvoice.sources.emailai_db"):
             err = ModuleNotFoundError(f"No module named {name!r}")
             err.name = name
             raise err

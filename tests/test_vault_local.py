@@ -300,3 +300,44 @@ def test_cli_backup_include_records(tmp_path):
         assert r.returncode == 0, r.stderr
         newest = list_backups("alice", str(store))[-1]
         assert ("data/records.jsonl" in {f["path"] for f in newest.manifest["files"]}) is want
+
+
+def test_cli_vault_verbs_and_their_old_names(tmp_path):
+    """`backups` and `verify` are top level; the old `backup list` / `backup verify` still run, hidden,
+    with the same output and a one-line note on stderr. The guide's shim still makes a backup."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    root, store = tmp_path / "root", tmp_path / "store"
+    _populate(root, "alice")
+    pub = new_identity(tmp_path / "id.txt")
+    env = {**os.environ, "MAILVOICE_HOME": str(root), "MAILVOICE_NO_PROGRESS": "1", "PYTHONPATH": str(repo / "src"),
+           "MAILVOICE_PYTHON": sys.executable}
+    where = ["--user-id", "alice", "--method", "local", "--bucket", str(store)]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "mailvoice", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    shim = subprocess.run(["bash", str(repo / "scripts" / "backup-training-data.sh"), *where, "--recipient", pub,
+                           "--part", "data"], capture_output=True, text=True, env=env, timeout=120, cwd=repo)
+    assert shim.returncode == 0, shim.stderr
+    (b,) = list_backups("alice", str(store))
+
+    new, old = cli("backups", *where), cli("backup", "list", *where)
+    assert new.returncode == 0 and old.returncode == 0, new.stderr + old.stderr
+    assert new.stdout.startswith(b.backup_id) and "complete" in new.stdout and new.stdout == old.stdout
+    assert "note:" not in new.stderr
+    assert old.stderr.strip() == "note: `mailvoice backup list` is now `mailvoice backups`; the old name still works for now"
+
+    key = ["--identity", str(tmp_path / "id.txt")]
+    new, old = cli("verify", *where, *key), cli("backup", "verify", *where, *key)
+    assert new.returncode == 0 and old.returncode == 0, new.stderr + old.stderr
+    assert f"ok backup {b.backup_id}" in new.stdout and "decrypted" in new.stdout
+    assert new.stdout == old.stdout and "`mailvoice verify`" in old.stderr
+
+    top = cli("--help").stdout
+    assert all(f" {v} " in top for v in ("backup", "backups", "verify", "restore", "cleanup"))
+    sub = cli("backup", "--help").stdout
+    assert "list" not in sub.split("Options")[0] and "COMMAND" not in sub  # the old subcommands stay hidden

@@ -6,6 +6,7 @@ non-zero exit; email text, tokens and keys are never printed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -15,6 +16,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__, paths, samples
+from .options import DataFormat, EmailAIFormat, Instructions, Quant, Retriever, Target, UpstreamApi
+from .options import Method as MethodChoice
 from .errors import MailvoiceError
 
 try:  # typer 0.29 vendors click; bare `mailvoice` raises this to show the help (a private name, pinned typer)
@@ -71,14 +74,14 @@ def prepare(
     user_email: Annotated[list[str], typer.Option("--user-email", help="Your address(es); repeatable.")] = [],
     output: Annotated[Optional[Path], typer.Option("--output", help="Dataset folder (default <workspace>/<user>/data).")] = None,
     min_emails: Annotated[int, typer.Option("--min-emails", min=1)] = 50,
-    format: Annotated[str, typer.Option("--format", help="alpaca, chat or both.")] = "both",
+    format: Annotated[DataFormat, typer.Option("--format", help="Which training files to write.")] = DataFormat.both,
     seed: Annotated[int, typer.Option("--seed")] = 42,
-    instructions: Annotated[str, typer.Option("--instructions", help="heuristic (default) or llm (an LLM writes each instruction from the scrubbed email).")] = "heuristic",
+    instructions: Annotated[Instructions, typer.Option("--instructions", help="heuristic, or llm (an LLM writes each instruction from the scrubbed email).")] = Instructions.heuristic,
     llm_url: Annotated[Optional[str], typer.Option("--llm-url", help="--instructions llm: an OpenAI-compatible (/v1/chat/completions) or Ollama (/api/chat; a URL ending /api or on port 11434) endpoint.")] = None,
     llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="--instructions llm: the endpoint's model, or without --llm-url a local model (preset, folder or HF id).")] = None,
-    emailai_format: Annotated[Optional[str], typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt: fork (EmailAI as shipped) or upstream (inbox-zero's newer prompt).")] = None,
+    emailai_format: Annotated[Optional[EmailAIFormat], typer.Option("--emailai-format", help="Also write train/val_emailai.jsonl shaped like EmailAI's drafting prompt: fork (EmailAI as shipped) or upstream (inbox-zero's newer prompt).")] = None,
     plant_canaries: Annotated[int, typer.Option("--plant-canaries", min=0)] = 0,
-    rag: Annotated[Optional[str], typer.Option("--rag", help="Put your k most similar past emails in every prompt: bm25 or minilm (docs/rag.md).")] = None,
+    rag: Annotated[Optional[Retriever], typer.Option("--rag", help="Put your k most similar past emails in every prompt (docs/rag.md).")] = None,
     rag_k: Annotated[int, typer.Option("--rag-k", help="--rag: past emails per prompt.")] = 3,
     rag_max_chars: Annotated[int, typer.Option("--rag-max-chars", help="--rag: each past email cut to this length.")] = 600,
     workspace: Workspace = None,
@@ -89,8 +92,6 @@ def prepare(
     from .dataset.prepare import prepare as run_prepare
     from .sources import SKIP_REASONS
 
-    if instructions not in ("heuristic", "llm"):
-        raise MailvoiceError(f"unknown --instructions {instructions!r}: use heuristic or llm")
     if instructions == "llm" and not (llm_url or llm_model):
         raise MailvoiceError("--instructions llm needs --llm-url URL or --llm-model NAME (a local model such as smollm2-135m)")
     if instructions != "llm" and (llm_url or llm_model):
@@ -142,9 +143,9 @@ def prepare(
     ui.out.print(f"review it before training: mailvoice review {res.out_dir}")
 
 
-# --------------------------------------------------------------------------------------------- clean
+# --------------------------------------------------------------------------------------------- explain
 @app.command()
-def clean(
+def explain(
     file: Annotated[Path, typer.Argument(help="One .eml file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print {text, removed, …} as JSON.")] = False,
     user_id: Annotated[Optional[str], typer.Option("--user-id", help="Also apply what prepare learned for this user (signatures, own names).")] = None,
@@ -177,6 +178,22 @@ def clean(
     typer.echo(escape_controls(view.text))  # cleaning strips them; the terminal never obeys mail
     for z in ex.removed:
         typer.echo(f"\n--- removed {z.kind}: {z.reason} ---\n{escape_controls(z.text)}", err=True)
+
+
+def _old_name(old: str, new: str, command, group: typer.Typer = app) -> None:
+    """Keep an old verb working, hidden from --help, with a one-line note on stderr (guides and scripts
+    written before the rename still run)."""
+
+    @functools.wraps(command)  # typer reads the wrapped signature: same options, same checks
+    def run(*args, **kwargs):
+        typer.echo(f"note: `mailvoice {old}` is now `mailvoice {new}`; the old name still works for now", err=True)
+        return command(*args, **kwargs)
+
+    group.command(old.split()[-1], hidden=True)(run)
+
+
+# `clean` (look at one email) sat next to `cleanup` (delete a user's data): one slip of the keyboard apart
+_old_name("clean", "explain", explain)
 
 
 # --------------------------------------------------------------------------------------------- review
@@ -413,13 +430,13 @@ def deploy(
     user_id: UserId,
     merge: Annotated[bool, typer.Option("--merge", help="Merge into the base and ship one GGUF (the default).")] = False,
     adapter: Annotated[bool, typer.Option("--adapter", help="Ship a GGUF LoRA on the base's Ollama tag (falls back to merged).")] = False,
-    quantize: Annotated[Optional[str], typer.Option("--quantize", help="q4_K_M (default), q8_0 or f16.")] = None,
+    quantize: Annotated[Optional[Quant], typer.Option("--quantize", case_sensitive=False, help="Default q4_K_M.")] = None,
     ollama_url: Annotated[Optional[str], typer.Option("--ollama-url", envvar="OLLAMA_HOST", show_envvar=False, help="Default http://127.0.0.1:11434.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the GGUF and Modelfile only; touch no server.")] = False,
     env_file: Annotated[Optional[Path], typer.Option("--env-file", help="Write EmailAI's settings into this .env.")] = None,
     eval_metrics: Annotated[Optional[Path], typer.Option("--eval-metrics", help="metrics.json to record with the model.")] = None,
     require_eval: Annotated[bool, typer.Option("--require-eval", help="Refuse a model whose last evaluation failed or is missing.")] = False,
-    target: Annotated[str, typer.Option("--target", help="ollama or vllm.")] = "ollama",
+    target: Annotated[Target, typer.Option("--target")] = Target.ollama,
     user_email: Annotated[list[str], typer.Option("--user-email", help="The EmailAI account address(es) this user drafts as, for `mailvoice gateway`; repeatable (default: the sender addresses of the prepared mail).")] = [],
     gateway_url: Annotated[Optional[str], typer.Option("--gateway-url", help="Where EmailAI reaches `mailvoice gateway` (default http://127.0.0.1:11435).")] = None,
     single_user: Annotated[bool, typer.Option("--single-user", help="Print the one-model set-up instead of the gateway's: EVERY AI call of EVERY EmailAI user goes to this voice model.")] = False,
@@ -452,8 +469,6 @@ def deploy(
         ui.out.print(f"[green]vLLM plan[/] for {res['model']} → {res['script']}")
         ui.out.print(res["serve"])
         return
-    if target != "ollama":
-        raise MailvoiceError(f"unknown --target {target!r}: use ollama or vllm")
     opts = DeployOptions(mode="adapter" if adapter else "merged", quantize=quantize, ollama_url=ollama_url,
                          dry_run=dry_run, env_file=env_file, eval_metrics=eval_metrics, emails=emails,
                          setup="single-user" if single_user else "gateway", gateway_url=gateway_url)
@@ -468,7 +483,7 @@ def deploy(
         ui.out.print(f"  then: ollama create {res.model} -f {res.modelfile}")
     else:
         ui.out.print(f"[green]deployed[/] {res.model} ({res.mode}) on {res.record['ollama_url']}: answered the probe and stopped")
-    from .deploy.emailai import SINGLE_USER_WARNING, TOKEN_ENV, needs_token, render_env
+    from .deploy.emailai_env import SINGLE_USER_WARNING, TOKEN_ENV, needs_token, render_env
 
     if single_user:
         ui.notice(SINGLE_USER_WARNING)
@@ -486,12 +501,16 @@ def deploy(
 # --------------------------------------------------------------------------------------------- vault
 keys_app = typer.Typer(help="age keys for encrypted backups.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-backup_app = typer.Typer(help="Encrypted, verified backups of one user's data.", invoke_without_command=True)
+# The vault's verbs are top level like every other verb (`backup`, `backups`, `verify`, `restore`, `cleanup`;
+# groups are nouns: `models`, `keys`, `cloud`, `tools`). `backup` stays a group only so the old `backup list`
+# and `backup verify` keep working, hidden; without a subcommand it makes a backup, as the guide's shim calls it.
+backup_app = typer.Typer(help="Encrypted, verified backups of one user's data.", invoke_without_command=True,
+                         subcommand_metavar="")
 app.add_typer(backup_app, name="backup")
 
 Bucket = Annotated[Optional[str], typer.Option("--bucket", help="S3 bucket (--method s3) or a folder/URL (local, any fsspec URL).")]
-# a str, not vault.Method: importing the vault (pyrage, fsspec, pydantic) would slow every command
-Method = Annotated[str, typer.Option("--method", help="s3, local, or url (any fsspec URL in --bucket).")]
+# options.Method, not imported from the vault: that would load pyrage, fsspec and pydantic for every command
+Method = Annotated[MethodChoice, typer.Option("--method", help="url: any fsspec URL in --bucket.")]
 Identity = Annotated[Optional[Path], typer.Option("--identity", envvar="MAILVOICE_AGE_IDENTITY_FILE", help="age identity file (never pass keys on argv).")]
 Passphrase = Annotated[Optional[Path], typer.Option("--passphrase-file", help="File holding a backup passphrase.")]
 BackupId = Annotated[Optional[str], typer.Option("--backup-id")]
@@ -515,7 +534,7 @@ def _key_files(identity: Path | None, passphrase_file: Path | None) -> None:
 def backup(
     ctx: typer.Context,
     user_id: Annotated[Optional[str], typer.Option("--user-id")] = None,
-    method: Method = "s3",
+    method: Method = MethodChoice.s3,
     bucket: Bucket = None,
     recipient: Annotated[list[str], typer.Option("--recipient", help="age public key or recipients file; repeatable.")] = [],
     passphrase_file: Passphrase = None,
@@ -551,10 +570,10 @@ def backup(
         ui.out.print(f"cleaned up {len(res.deleted)} local paths after the verified backup")
 
 
-@backup_app.command("verify")
-def backup_verify(
+@app.command("verify")
+def verify(
     user_id: UserId,
-    method: Method = "s3",
+    method: Method = MethodChoice.s3,
     bucket: Bucket = None,
     backup_id: BackupId = None,
     identity: Identity = None,
@@ -571,8 +590,8 @@ def backup_verify(
                  + (", manifest matches its sealed copy" if r.sealed else ""))
 
 
-@backup_app.command("list")
-def backup_list(user_id: UserId, method: Method = "s3", bucket: Bucket = None):
+@app.command("backups")
+def backups(user_id: UserId, method: Method = MethodChoice.s3, bucket: Bucket = None):
     """Backups of a user, newest last; incomplete ones are marked."""
     from . import ui
     from .vault import Vault
@@ -581,10 +600,14 @@ def backup_list(user_id: UserId, method: Method = "s3", bucket: Bucket = None):
         ui.out.print(f"{b.backup_id}\t{b.created}\t{b.kind}\t{'complete' if b.complete else 'INCOMPLETE: ' + b.reason}")
 
 
+_old_name("backup list", "backups", backups, group=backup_app)
+_old_name("backup verify", "verify", verify, group=backup_app)
+
+
 @app.command()
 def restore(
     user_id: UserId,
-    method: Method = "s3",
+    method: Method = MethodChoice.s3,
     bucket: Bucket = None,
     backup_id: BackupId = None,
     identity: Identity = None,
@@ -649,7 +672,7 @@ def keys_new(
 @app.command()
 def gateway(
     upstream: Annotated[str, typer.Option("--upstream", help="Where every call goes: Ollama, llama-server, vLLM or mailvoice serve.")] = "http://127.0.0.1:11434",
-    upstream_api: Annotated[str, typer.Option("--upstream-api", help="How voice models are called: ollama (/api/chat) or openai (/v1).")] = "ollama",
+    upstream_api: Annotated[UpstreamApi, typer.Option("--upstream-api", help="How voice models are called: ollama (/api/chat) or openai (/v1).")] = UpstreamApi.ollama,
     host: Annotated[str, typer.Option("--host", help="Listen address (loopback unless you say otherwise).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 11435,
     users_map: Annotated[Optional[Path], typer.Option("--users-map", help="JSON {account email: user id}.")] = None,
@@ -733,7 +756,7 @@ def write(
 def mcp(
     user_id: Annotated[list[str], typer.Option("--user-id", help="Users this server may draft for (repeatable).")],
     upstream: Annotated[Optional[str], typer.Option("--upstream", help="Call deployed models here (default: load locally).")] = None,
-    upstream_api: Annotated[str, typer.Option("--upstream-api")] = "ollama",
+    upstream_api: Annotated[UpstreamApi, typer.Option("--upstream-api")] = UpstreamApi.ollama,
     workspace: Workspace = None,
 ):
     """An MCP server on stdio exposing draft_email to agent clients."""

@@ -22,7 +22,7 @@ from typing import IO
 from .errors import MailvoiceError
 
 DEFAULT_ROOT = "./mailvoice-data"
-PARTS = ("data", "runs", "models", "eval")
+USER_DIRS = ("data", "runs", "models", "eval")  # one user's folders (not the vault's backup PARTS)
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 DIR_MODE = 0o700
@@ -86,8 +86,8 @@ class UserSpace:
 
     def ensure(self) -> UserSpace:
         make_private_dir(self.root)
-        for part in PARTS:
-            make_private_dir(self.path / part)
+        for name in USER_DIRS:
+            make_private_dir(self.path / name)
         return self
 
     def exists(self) -> bool:

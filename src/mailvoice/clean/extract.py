@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from mailvoice.clean import _rules as R
+from mailvoice.clean import _rules as rules
 from mailvoice.controls import strip_controls
 from mailvoice.clean._html import has_quote_container, html_to_text as _html_to_text
 
@@ -48,19 +48,19 @@ def _quote_block_end(lines: list[str], i: int) -> int:
     j = i
     while j < n:
         ln = lines[j]
-        if R.QUOTE_LINE.match(ln):
+        if rules.QUOTE_LINE.match(ln):
             j += 1
             continue
         if not ln.strip():
             k = j
             while k < n and not lines[k].strip():
                 k += 1
-            if k < n and R.QUOTE_LINE.match(lines[k]):
+            if k < n and rules.QUOTE_LINE.match(lines[k]):
                 j = k
                 continue
             break
         # an unquoted line squeezed between quoted lines is a re-wrapped quote line
-        if j > i and j + 1 < n and R.QUOTE_LINE.match(lines[j - 1]) and R.QUOTE_LINE.match(lines[j + 1]):
+        if j > i and j + 1 < n and rules.QUOTE_LINE.match(lines[j - 1]) and rules.QUOTE_LINE.match(lines[j + 1]):
             j += 1
             continue
         break
@@ -70,7 +70,7 @@ def _quote_block_end(lines: list[str], i: int) -> int:
 def _extend_up(lines: list[str], start: int, floor: int) -> int:
     """Move a cut point up over blank lines, separator lines and an 'Original Message' line."""
     k = start
-    while k - 1 >= floor and (not lines[k - 1].strip() or R.SEPARATOR.match(lines[k - 1]) or R.is_original_marker(lines[k - 1])):
+    while k - 1 >= floor and (not lines[k - 1].strip() or rules.SEPARATOR.match(lines[k - 1]) or rules.is_original_marker(lines[k - 1])):
         k -= 1
     # do not swallow blank lines that belong to the author (keeps zones tidy)
     while k < start and not lines[k].strip():
@@ -89,43 +89,43 @@ def _scan_quotes(lines: list[str]) -> tuple[list[tuple[str, int, int, str]], boo
         if not ln.strip():
             i += 1
             continue
-        if R.QUOTE_LINE.match(ln):
+        if rules.QUOTE_LINE.match(ln):
             j = _quote_block_end(lines, i)
             # a forwarded message inside a quote container (Gmail HTML forward)
-            first = next((R.unquote(x) for x in lines[i:j] if R.unquote(x).strip()), "")
-            if R.is_forward_marker(first) and not zones:
+            first = next((rules.unquote(x) for x in lines[i:j] if rules.unquote(x).strip()), "")
+            if rules.is_forward_marker(first) and not zones:
                 zones.append(("forward", i, n, "forwarded message (quoted container)"))
                 return zones, True
             zones.append(("quote", i, j, "line starts with '>'"))
             i = floor = j
             continue
-        if R.is_forward_marker(ln):
+        if rules.is_forward_marker(ln):
             zones.append(("forward", _extend_up(lines, i, floor), n, "forwarded-message marker"))
             return zones, True
-        if R.is_original_marker(ln):
+        if rules.is_original_marker(ln):
             s = _extend_up(lines, i, floor)
             j = i + 1
             while j < n and not lines[j].strip():
                 j += 1
             fwd = False
             if j < n:
-                hb = R.header_block_at(lines, j)
+                hb = rules.header_block_at(lines, j)
                 fwd = bool(hb and hb[2])
             zones.append(("forward" if fwd else "quote", s, n, "'Original Message' separator"))
             return zones, fwd
-        k = R.wrote_header_at(lines, i)
+        k = rules.wrote_header_at(lines, i)
         if k:
             j = i + k
             while j < n and not lines[j].strip():
                 j += 1
-            if j < n and R.QUOTE_LINE.match(lines[j]):
+            if j < n and rules.QUOTE_LINE.match(lines[j]):
                 end = _quote_block_end(lines, j)
                 zones.append(("quote", i, end, "'On … wrote:' header with quoted lines"))
                 i = floor = end
                 continue
             zones.append(("quote", _extend_up(lines, i, floor), n, "'On … wrote:' header"))
             return zones, False
-        hb = R.header_block_at(lines, i)
+        hb = rules.header_block_at(lines, i)
         if hb:
             s, _e, fwd = hb
             kind = "forward" if fwd else "quote"
@@ -140,27 +140,27 @@ def _quoted_context(lines: list[str], start: int, end: int) -> str | None:
     block = lines[start:end]
     for _ in range(3):
         nonblank = [x for x in block if x.strip()]
-        if nonblank and all(R.QUOTE_LINE.match(x) or not x.strip() for x in block):
-            block = [R.strip_quote_level(x) for x in block]
+        if nonblank and all(rules.QUOTE_LINE.match(x) or not x.strip() for x in block):
+            block = [rules.strip_quote_level(x) for x in block]
         # drop the header of the quoted message
         changed = True
         while changed and block:
             changed = False
-            while block and (not block[0].strip() or R.SEPARATOR.match(block[0]) or R.is_original_marker(block[0]) or R.is_forward_marker(block[0])):
+            while block and (not block[0].strip() or rules.SEPARATOR.match(block[0]) or rules.is_original_marker(block[0]) or rules.is_forward_marker(block[0])):
                 block = block[1:]
                 changed = True
             if not block:
                 break
-            k = R.wrote_header_at(block, 0)
+            k = rules.wrote_header_at(block, 0)
             if k:
                 block = block[k:]
                 changed = True
                 continue
-            hb = R.header_block_at(block, 0)
+            hb = rules.header_block_at(block, 0)
             if hb:
                 block = block[hb[1]:]
                 changed = True
-        if not block or not all(R.QUOTE_LINE.match(x) or not x.strip() for x in block):
+        if not block or not all(rules.QUOTE_LINE.match(x) or not x.strip() for x in block):
             break
     if not block:
         return None
@@ -205,13 +205,13 @@ def _is_ruled_signature(block: list[str]) -> bool:
     if not core or len(core) > 12:
         return False
     if (
-        R.is_name_line(core[0])
-        and not R._URL.search(core[0])
-        and all(R.is_sig_like(t) for t in core)
-        and any(R.contact_score(t) >= 2 for t in core[1:])
+        rules.is_name_line(core[0])
+        and not rules._URL.search(core[0])
+        and all(rules.is_sig_like(t) for t in core)
+        and any(rules.contact_score(t) >= 2 for t in core[1:])
     ):
         return True
-    return R.is_name_then_contact(core[0])
+    return rules.is_name_then_contact(core[0])
 
 
 def _full_name_after_signoff(lines: list[str], rest: list[int]) -> int | None:
@@ -222,16 +222,16 @@ def _full_name_after_signoff(lines: list[str], rest: list[int]) -> int | None:
         return None
     last = nb[-1]
     words = lines[last].split()
-    if not (2 <= len(words) <= 4 and R.is_name_line(lines[last]) and not R.is_closing(lines[last])):
+    if not (2 <= len(words) <= 4 and rules.is_name_line(lines[last]) and not rules.is_closing(lines[last])):
         return None
     first = words[0].strip("-~/ .,").lower()
     for k in range(len(nb) - 2, -1, -1):
         i = nb[k]
-        if not R.is_closing(lines[i]):
+        if not rules.is_closing(lines[i]):
             continue
-        m = R.CLOSING_LINE.match(lines[i].strip())
+        m = rules.CLOSING_LINE.match(lines[i].strip())
         name = (m.group("name") or "").strip(" ,.!") if m else ""
-        if not name and nb[k + 1] != last and R.is_name_line(lines[nb[k + 1]]):
+        if not name and nb[k + 1] != last and rules.is_name_line(lines[nb[k + 1]]):
             name = lines[nb[k + 1]].strip(" -~/,.")
         if name and len(name.split()) < len(words) and name.split()[0].lower() == first:
             return last
@@ -256,47 +256,47 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
         if author[p] in label:  # inside a ruled block cut below
             continue
         ln = lines[author[p]]
-        if R.SIG_DELIM.match(ln):
+        if rules.SIG_DELIM.match(ln):
             cut(p, "signature", "'-- ' signature delimiter")
             break
-        if R.is_device_footer(ln):
+        if rules.is_device_footer(ln):
             cut(p, "device_footer", "device footer ('Sent from my …')", p + 1)
             cut(p + 1, "quote", "text below a device footer (unmarked original message)")
             break
-        if R.is_list_footer_start(ln):
+        if rules.is_list_footer_start(ln):
             cut(p, "signature", "mailing-list footer")
             break
-        if R.is_disclaimer_start(ln, " ".join(lines[author[q]] for q in nonblank_pos if p < q <= p + 3)):
+        if rules.is_disclaimer_start(ln, " ".join(lines[author[q]] for q in nonblank_pos if p < q <= p + 3)):
             rest_nonblank = [q for q in nonblank_pos if q > p]
             if p == nonblank_pos[0] and first_para_end is not None and any(q > first_para_end for q in rest_nonblank):
                 cut(p, "disclaimer", "legal/caution banner", first_para_end)
                 continue
             cut(p, "disclaimer", "legal disclaimer")
             break
-        if R.SEPARATOR.match(ln) and set(ln.strip()) <= set("-_ "):
+        if rules.SEPARATOR.match(ln) and set(ln.strip()) <= set("-_ "):
             after = [q for q in nonblank_pos if q > p]
             tail = [lines[author[q]] for q in after]
             if tail and len(tail) <= 15 and (
-                R.is_device_footer(tail[0])
-                or any(R.is_list_footer(t) for t in tail)
-                or R.is_disclaimer_start(tail[0], " ".join(tail[1:4]))
-                or (R.is_name_line(tail[0]) and all(R.is_sig_like(t) for t in tail) and any(R.contact_score(t) >= 2 for t in tail))
+                rules.is_device_footer(tail[0])
+                or any(rules.is_list_footer(t) for t in tail)
+                or rules.is_disclaimer_start(tail[0], " ".join(tail[1:4]))
+                or (rules.is_name_line(tail[0]) and all(rules.is_sig_like(t) for t in tail) and any(rules.contact_score(t) >= 2 for t in tail))
             ):
-                kind = "device_footer" if R.is_device_footer(tail[0]) and len(tail) == 1 else "signature"
+                kind = "device_footer" if rules.is_device_footer(tail[0]) and len(tail) == 1 else "signature"
                 cut(p, kind, "separator line followed by a signature/footer block")
                 break
-        if R.SEPARATOR.match(ln):
+        if rules.SEPARATOR.match(ln):
             after = [q for q in nonblank_pos if q > p]
             tail = [lines[author[q]] for q in after]
-            if tail and R.looks_like_disclaimer(" ".join(t.strip() for t in tail[:4])):
+            if tail and rules.looks_like_disclaimer(" ".join(t.strip() for t in tail[:4])):
                 cut(p, "disclaimer", "separator line followed by a legal disclaimer")
                 break
-            close = next((k for k, q in enumerate(after) if R.SEPARATOR.match(lines[author[q]])), None)
+            close = next((k for k, q in enumerate(after) if rules.SEPARATOR.match(lines[author[q]])), None)
             block = tail[:close] if close is not None else tail
             below = tail[close + 1 :] if close is not None else []
             # what follows the box up to the next rule (a list footer's) must not be prose: the box ends the message
-            below = below[: next((k for k, t in enumerate(below) if R.SEPARATOR.match(t)), len(below))]
-            if block and len(block) <= 15 and _is_ruled_signature(block) and all(R.is_sig_like(t) for t in below):
+            below = below[: next((k for k, t in enumerate(below) if rules.SEPARATOR.match(t)), len(below))]
+            if block and len(block) <= 15 and _is_ruled_signature(block) and all(rules.is_sig_like(t) for t in below):
                 if close is None:
                     cut(p, "signature", "ruled signature block")
                     break
@@ -311,30 +311,30 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
     start_block = None
     reason = ""
     for idx, i in enumerate(window):
-        if R.is_closing(lines[i]) and all(R.is_sig_like(lines[x]) for x in window[idx + 1 :]):
+        if rules.is_closing(lines[i]) and all(rules.is_sig_like(lines[x]) for x in window[idx + 1 :]):
             after = window[idx + 1 :]
-            inline_name = not R._CLOSING_ONLY.match(lines[i].strip())
-            if after and not inline_name and R.is_name_line(lines[after[0]]):
+            inline_name = not rules._CLOSING_ONLY.match(lines[i].strip())
+            if after and not inline_name and rules.is_name_line(lines[after[0]]):
                 after = after[1:]
-            if after and any(R.contact_score(lines[x]) >= 1 for x in after):
+            if after and any(rules.contact_score(lines[x]) >= 1 for x in after):
                 start_block = after[0]
                 reason = "contact block after the sign-off"
             break
     if start_block is None:
         for idx, i in enumerate(window):
-            if not R.is_name_line(lines[i]) or R.is_closing(lines[i]):
+            if not rules.is_name_line(lines[i]) or rules.is_closing(lines[i]):
                 continue
             after = window[idx + 1 :]
-            if not after or len(after) > 8 or not all(R.is_sig_like(lines[x]) for x in after):
+            if not after or len(after) > 8 or not all(rules.is_sig_like(lines[x]) for x in after):
                 continue
             prev = [x for x in rest if x < i]
-            strong = sum(1 for x in after if R.contact_score(lines[x]) >= 2)
-            if prev and lines[prev[-1]].strip() and not R.is_closing(lines[prev[-1]]) and not (strong and len(after) <= 3):
+            strong = sum(1 for x in after if rules.contact_score(lines[x]) >= 2)
+            if prev and lines[prev[-1]].strip() and not rules.is_closing(lines[prev[-1]]) and not (strong and len(after) <= 3):
                 continue
-            if any(R.is_closing(lines[x]) or R.SEPARATOR.match(lines[x]) or len(lines[x]) - len(lines[x].lstrip()) > 8 or lines[x].rstrip().endswith(":") or R.is_prose_like(lines[x]) for x in after):
+            if any(rules.is_closing(lines[x]) or rules.SEPARATOR.match(lines[x]) or len(lines[x]) - len(lines[x].lstrip()) > 8 or lines[x].rstrip().endswith(":") or rules.is_prose_like(lines[x]) for x in after):
                 continue
-            strong = sum(1 for x in after if R.contact_score(lines[x]) >= 2)
-            weak = sum(1 for x in after if R.contact_score(lines[x]) >= 1)
+            strong = sum(1 for x in after if rules.contact_score(lines[x]) >= 2)
+            weak = sum(1 for x in after if rules.contact_score(lines[x]) >= 1)
             if strong >= 1 or weak >= 2:
                 start_block = after[0]
                 reason = "contact block after the sign-off name"
@@ -353,18 +353,18 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
             para.append(i)
         para.reverse()
         above = [x for x in nb if x < (para[0] if para else 0)]
-        if 3 <= len(para) <= 8 and above and all(R.is_sig_like(lines[x]) for x in para):
+        if 3 <= len(para) <= 8 and above and all(rules.is_sig_like(lines[x]) for x in para):
             texts = [lines[x].strip() for x in para]
-            strong = sum(1 for t in texts if R.contact_score(t) >= 2)
-            hard = any(R._EMAILISH.search(t) or R._URL.search(t) or R._PHONE.search(t) for t in texts)
-            prose = any(t.endswith(":") or R.SEPARATOR.match(t) or R.is_prose_like(t) for t in texts)
+            strong = sum(1 for t in texts if rules.contact_score(t) >= 2)
+            hard = any(rules._EMAILISH.search(t) or rules._URL.search(t) or rules._PHONE.search(t) for t in texts)
+            prose = any(t.endswith(":") or rules.SEPARATOR.match(t) or rules.is_prose_like(t) for t in texts)
             if strong >= 2 and hard and not prose:
                 k = 0
-                if R.is_closing(texts[0]):
+                if rules.is_closing(texts[0]):
                     k = 1
-                    if R._CLOSING_ONLY.match(texts[0]) and len(texts) > 1 and R.is_name_line(texts[1]):
+                    if rules._CLOSING_ONLY.match(texts[0]) and len(texts) > 1 and rules.is_name_line(texts[1]):
                         k = 2
-                elif R.is_name_line(texts[0]):
+                elif rules.is_name_line(texts[0]):
                     k = 1
                 if k < len(para):
                     start_block = para[k]
@@ -373,12 +373,12 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
         # trailing contact lines with no name (an address + phone at the very end)
         run: list[int] = []
         for i in reversed(nb):
-            if R.contact_score(lines[i]) >= 2 and len(lines[i].split()) <= 6:
+            if rules.contact_score(lines[i]) >= 2 and len(lines[i].split()) <= 6:
                 run.append(i)
             else:
                 break
         run_text = " ".join(lines[i] for i in run)
-        if len(run) >= 2 and R._EMAILISH.search(run_text) and (R._PHONE.search(run_text) or R._URL.search(run_text)):
+        if len(run) >= 2 and rules._EMAILISH.search(run_text) and (rules._PHONE.search(run_text) or rules._URL.search(run_text)):
             top = run[-1]
             before = [x for x in rest if x < top]
             if len(nb) > len(run) and (not before or not lines[before[-1]].strip() or len(run) >= 2):
@@ -393,7 +393,7 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
         # after a closing: "Barry Tycholiz - 713-853-1587." — a one-line contact signature
         last = nb[-1]
         prev = [x for x in rest if x < last]
-        if len(nb) > 1 and R.is_name_phone_line(lines[last]) and (not lines[prev[-1]].strip() or R.is_closing(lines[prev[-1]])):
+        if len(nb) > 1 and rules.is_name_phone_line(lines[last]) and (not lines[prev[-1]].strip() or rules.is_closing(lines[prev[-1]])):
             label[last] = ("signature", "name and phone number on the last line")
     rest = [i for i in rest if i not in label]
     full = _full_name_after_signoff(lines, rest)
@@ -404,7 +404,7 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
     for i in reversed(rest):
         if not lines[i].strip():
             continue
-        if R.SEPARATOR.match(lines[i]):
+        if rules.SEPARATOR.match(lines[i]):
             label[i] = ("signature", "trailing separator line")
             continue
         break
@@ -416,7 +416,7 @@ def _signature_stage(lines: list[str], author: list[int], label: dict[int, tuple
 def _label_scissors(lines: list[str], label: dict[int, tuple[str, str]]) -> None:
     """'----8<' / '---->8' marks next to quoted lines belong to the quote."""
     for i, ln in enumerate(lines):
-        if i in label or not R.is_scissors(ln):
+        if i in label or not rules.is_scissors(ln):
             continue
         for step in (-1, 1):
             j = i + step
@@ -429,10 +429,10 @@ def _label_scissors(lines: list[str], label: dict[int, tuple[str, str]]) -> None
 
 def _extract_plain(text: str, signatures: Sequence[str], depth: int = 0) -> Extraction:
     text = strip_controls(text)  # escapes and control characters (also from HTML entities) are never voice
-    lines = R.normalise(text).split("\n")
-    armour = R.pgp_armour(lines)
-    if armour and any(R.is_pgp_signed_start(x) for x in lines):
-        lines = [R.pgp_unescape(x) for x in lines]
+    lines = rules.normalise(text).split("\n")
+    armour = rules.pgp_armour(lines)
+    if armour and any(rules.is_pgp_signed_start(x) for x in lines):
+        lines = [rules.pgp_unescape(x) for x in lines]
     zones, is_forward = _scan_quotes(lines)
     label: dict[int, tuple[str, str]] = {i: ("signature", "OpenPGP armour") for i in armour}
     for kind, s, e, reason in zones:
@@ -453,23 +453,23 @@ def _extract_plain(text: str, signatures: Sequence[str], depth: int = 0) -> Extr
                 buf.append(ln)
                 continue
             if cur is not None:
-                removed.append(Zone(cur[0], R.tidy(buf), cur[1]))
+                removed.append(Zone(cur[0], rules.tidy(buf), cur[1]))
             cur, buf = None, []
             continue
         if lab != cur:
             if cur is not None:
-                removed.append(Zone(cur[0], R.tidy(buf), cur[1]))
+                removed.append(Zone(cur[0], rules.tidy(buf), cur[1]))
             cur, buf = lab, []
         buf.append(ln)
     if cur is not None:
-        removed.append(Zone(cur[0], R.tidy(buf), cur[1]))
+        removed.append(Zone(cur[0], rules.tidy(buf), cur[1]))
     removed = [z for z in removed if z.text]
 
     quoted = None
     if depth == 0 and zones:
         kind, s, e, _r = zones[0]
         quoted = _quoted_context(lines, s, e)
-    kept = R.tidy([ln for i, ln in enumerate(lines) if i not in label])
+    kept = rules.tidy([ln for i, ln in enumerate(lines) if i not in label])
     return Extraction(text=kept, removed=tuple(removed), quoted=quoted, is_forward=is_forward)
 
 
@@ -502,23 +502,23 @@ def extract_author_text(text: str | None, html: str | None = None, *, signatures
 
 
 def _tail_candidates(body: str) -> set[tuple[str, ...]]:
-    lines = R.normalise(body).split("\n")
+    lines = rules.normalise(body).split("\n")
     zones, _ = _scan_quotes(lines)
     cut = min((s for _k, s, _e, _r in zones), default=len(lines))
     quoted = {i for _k, s, e, _r in zones for i in range(s, e)}
     nb = [" ".join(lines[i].split()) for i in range(cut) if lines[i].strip() and i not in quoted]
-    nb = [x for x in nb if not R.SIG_DELIM.match(x)]
+    nb = [x for x in nb if not rules.SIG_DELIM.match(x)]
     out: set[tuple[str, ...]] = set()
     tail = nb[-12:]
     for s in range(len(tail)):
         block = tail[s:]
         # the sign-off itself is voice: never part of a learned signature
-        while block and R.is_closing(block[0]):
+        while block and rules.is_closing(block[0]):
             block = block[1:]
-        if len(block) > 1 and R.is_name_line(block[0]):
+        if len(block) > 1 and rules.is_name_line(block[0]):
             block = block[1:]
-        if block and (R.is_sig_like(block[0]) or R.is_disclaimer_start(block[0])) and any(
-            R.contact_score(x) >= 1 or R.is_disclaimer_start(x) for x in block
+        if block and (rules.is_sig_like(block[0]) or rules.is_disclaimer_start(block[0])) and any(
+            rules.contact_score(x) >= 1 or rules.is_disclaimer_start(x) for x in block
         ):
             out.add(tuple(block))
     return out
@@ -539,7 +539,7 @@ def learn_signatures(bodies: Iterable[str], *, min_count: int = 3, min_share: fl
     need = max(min_count, min_share * total)
     good = [b for b, c in counts.items() if c >= need]
     # a block made only of a name / closing is a sign-off, not a signature
-    good = [b for b in good if not (len(b) == 1 and (R.is_name_line(b[0]) or R.is_closing(b[0])))]
+    good = [b for b in good if not (len(b) == 1 and (rules.is_name_line(b[0]) or rules.is_closing(b[0])))]
     # keep maximal blocks: drop those that are a suffix of a longer qualifying block
     good.sort(key=len, reverse=True)
     chosen: list[tuple[str, ...]] = []

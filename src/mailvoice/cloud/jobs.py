@@ -388,7 +388,7 @@ def status(user_id: str | None = None, job: str | None = None, workspace=None) -
     out = []
     for r in recs:
         try:
-            rem = remote.read_status(r["bucket"], r["user_id"], r["job"], _storage(r["bucket"]))
+            rem = remote.read_status(r["user_id"], r["bucket"], r["job"], _storage(r["bucket"]))
         except Exception as e:  # storage unreachable: say so, keep going
             rem = {"state": f"unreadable ({type(e).__name__})"}
         out.append(JobStatus(r["job"], r["user_id"], r.get("state", "?"), (states.get(r["job"]) or {}).get("status"),
@@ -431,7 +431,7 @@ def fetch(
         rec = find_record(user_id, job, workspace)
     job, url = rec["job"], rec["bucket"]
     so = _storage(url)
-    st = remote.read_status(url, user_id, job, so)
+    st = remote.read_status(user_id, url, job, so)
     if not st or st.get("state") != "done" or not st.get("final_backup"):
         state = (st or {}).get("state", "not started")
         raise MailvoiceError(f"job {job} has not finished (remote state: {state}); see `mailvoice cloud status`")
@@ -450,17 +450,17 @@ def fetch(
         data_id = st.get("data_backup") or rec.get("data_backup")
         for b in list_backups(user_id, url, storage_options=so):
             if b.backup_id == data_id:
-                remote.remove_backup(url, user_id, b, so)
+                remote.remove_backup(user_id, url, b, so)
                 removed.append(f"dataset backup {b.backup_id}")
-        for ck in remote.job_checkpoints(url, user_id, job, so):
-            remote.remove_backup(url, user_id, ck.info, so)
+        for ck in remote.job_checkpoints(user_id, url, job, so):
+            remote.remove_backup(user_id, url, ck.info, so)
             removed.append(f"checkpoint backup {ck.info.backup_id} (step {ck.step})")
         if delete_remote_model:
             for b in list_backups(user_id, url, storage_options=so):
                 if b.backup_id == st["final_backup"]:
-                    remote.remove_backup(url, user_id, b, so)
+                    remote.remove_backup(user_id, url, b, so)
                     removed.append(f"final model backup {b.backup_id}")
-            remote.delete_status(url, user_id, job, so)
+            remote.delete_status(user_id, url, job, so)
         else:
             kept.append(f"final model backup {st['final_backup']}")
     else:

@@ -79,7 +79,7 @@ def _storage(bucket: str):
     return storage_options(bucket) if bucket.startswith(("s3://", "s3a://")) else None
 
 
-def _pick_data_backup(bucket: str, user_id: str, so, backup_id: str | None) -> str:
+def _pick_data_backup(user_id: str, bucket: str, so, backup_id: str | None) -> str:
     full = [b for b in list_backups(user_id, bucket, storage_options=so)
             if b.kind == "full" and "data" in (b.manifest or {}).get("parts", [])]
     if backup_id:
@@ -106,22 +106,22 @@ def run(
     so = _storage(bucket)
     space = user_space(user_id, workspace).ensure()
     run_dir = space.runs / job
-    status = remote.read_status(bucket, user_id, job, so) or {}
+    status = remote.read_status(user_id, bucket, job, so) or {}
     if status.get("state") == "done" and status.get("final_backup"):
         _say(f"job {job} already finished (final backup {status['final_backup']}): nothing to do")
         return 0
     recipients = [r for r in os.environ.get(ENV_RECIPIENTS, "").split(",") if r.strip()] or None
 
     # 1. the dataset and this job's config
-    remote.write_status(bucket, user_id, job, so, state="restoring", gpu=_gpu_name())
-    bid = _pick_data_backup(bucket, user_id, so, data_backup)
+    remote.write_status(user_id, bucket, job, so, state="restoring", gpu=_gpu_name())
+    bid = _pick_data_backup(user_id, bucket, so, data_backup)
     r = restore(user_id, bucket, backup_id=bid, root=workspace, storage_options=so)
     _say(f"restored dataset backup {bid}: {r.files} files")
 
     # 2. the newest checkpoint of this job, if the bucket has a newer one than this disk
     local = find_checkpoint(run_dir) if run_dir.is_dir() else None
     local_step = int(local.name.split("-")[-1]) if local else -1
-    for ck in reversed(remote.job_checkpoints(bucket, user_id, job, so)):
+    for ck in reversed(remote.job_checkpoints(user_id, bucket, job, so)):
         if ck.step <= local_step:
             break
         try:
@@ -143,25 +143,25 @@ def run(
         upload(ckpt)
         res = upload.results[-1]
         step = int(Path(ckpt).name.split("-")[-1])
-        pruned = remote.prune_checkpoints(bucket, user_id, job, keep_checkpoints, so)
-        remote.write_status(bucket, user_id, job, so, state="training",
+        pruned = remote.prune_checkpoints(user_id, bucket, job, keep_checkpoints, so)
+        remote.write_status(user_id, bucket, job, so, state="training",
                             last_checkpoint={"step": step, "backup_id": res.backup_id})
         _say(f"checkpoint step {step} uploaded (backup {res.backup_id}{f', pruned {pruned} older' if pruned else ''})")
 
-    remote.write_status(bucket, user_id, job, so, state="training", data_backup=bid)
+    remote.write_status(user_id, bucket, job, so, state="training", data_backup=bid)
     result = train(cfg, data_dir=space.data, run_dir=run_dir, resume="auto", on_checkpoint=on_checkpoint,
                    notice=_say, callbacks=_test_callbacks())
     s = result.summary
     if s.get("stopped_by"):
-        remote.write_status(bucket, user_id, job, so, state="stopped", stopped_by=s["stopped_by"], steps=s["steps"])
+        remote.write_status(user_id, bucket, job, so, state="stopped", stopped_by=s["stopped_by"], steps=s["steps"])
         _say(f"stopped by {s['stopped_by']} at step {s['steps']}; the checkpoint is uploaded, a restart resumes")
         return EXIT_RETRY
 
     # 4. the adapter and its summary, encrypted; then the job is done
-    remote.write_status(bucket, user_id, job, so, state="uploading", steps=s["steps"])
+    remote.write_status(user_id, bucket, job, so, state="uploading", steps=s["steps"])
     fin = backup(user_id, bucket, parts=("model",), recipients=recipients, root=workspace, storage_options=so)
     remote.write_status(
-        bucket, user_id, job, so, state="done", final_backup=fin.backup_id, steps=s["steps"],
+        user_id, bucket, job, so, state="done", final_backup=fin.backup_id, steps=s["steps"],
         tokens_per_s=s.get("tokens_per_s"), wall_time_s=s.get("wall_time_s"), device=s.get("device"),
         final_train_loss=s.get("final_train_loss"), base_model=s.get("base_model"),
     )
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                    keep_checkpoints=a.keep_checkpoints)
     except MailvoiceError as e:
         try:
-            remote.write_status(a.bucket, a.user_id, a.job, _storage(a.bucket), state="failed", error=str(e))
+            remote.write_status(a.user_id, a.bucket, a.job, _storage(a.bucket), state="failed", error=str(e))
         except Exception:
             pass
         print(f"error: {e}", file=sys.stderr)

@@ -25,7 +25,7 @@ def status_key(user_id: str, job: str) -> str:
     return f"{user_id}/cloud/{job}.json"
 
 
-def read_status(dest_url: str, user_id: str, job: str, storage_options=None) -> dict | None:
+def read_status(user_id: str, dest_url: str, job: str, storage_options=None) -> dict | None:
     store = Store(dest_url, storage_options)
     store.invalidate()
     try:
@@ -37,8 +37,8 @@ def read_status(dest_url: str, user_id: str, job: str, storage_options=None) -> 
     return data if isinstance(data, dict) and data.get("format") == FORMAT else {"state": "unreadable"}
 
 
-def write_status(dest_url: str, user_id: str, job: str, storage_options=None, **fields) -> dict:
-    old = read_status(dest_url, user_id, job, storage_options) or {}
+def write_status(user_id: str, dest_url: str, job: str, storage_options=None, **fields) -> dict:
+    old = read_status(user_id, dest_url, job, storage_options) or {}
     if old.get("state") == "unreadable":
         old = {}
     new = {**old, **fields, "format": FORMAT, "user_id": user_id, "job": job,
@@ -47,7 +47,7 @@ def write_status(dest_url: str, user_id: str, job: str, storage_options=None, **
     return new
 
 
-def delete_status(dest_url: str, user_id: str, job: str, storage_options=None) -> None:
+def delete_status(user_id: str, dest_url: str, job: str, storage_options=None) -> None:
     store = Store(dest_url, storage_options)
     try:
         store.fs.rm(store.path(status_key(user_id, job)))
@@ -61,7 +61,7 @@ class JobCheckpoint:
     info: BackupInfo
 
 
-def job_checkpoints(dest_url: str, user_id: str, job: str, storage_options=None) -> list[JobCheckpoint]:
+def job_checkpoints(user_id: str, dest_url: str, job: str, storage_options=None) -> list[JobCheckpoint]:
     """This job's complete checkpoint backups, oldest step first."""
     out = []
     for b in list_backups(user_id, dest_url, storage_options=storage_options):
@@ -78,14 +78,14 @@ def job_checkpoints(dest_url: str, user_id: str, job: str, storage_options=None)
     return sorted(out, key=lambda c: (c.step, c.info.created))
 
 
-def remove_backup(dest_url: str, user_id: str, info: BackupInfo, storage_options=None) -> None:
+def remove_backup(user_id: str, dest_url: str, info: BackupInfo, storage_options=None) -> None:
     Vault(dest_url, storage_options).remove(user_id, info)
 
 
-def prune_checkpoints(dest_url: str, user_id: str, job: str, keep: int, storage_options=None) -> int:
+def prune_checkpoints(user_id: str, dest_url: str, job: str, keep: int, storage_options=None) -> int:
     """Delete all but the newest ``keep`` checkpoint backups of this job; returns how many went."""
-    cks = job_checkpoints(dest_url, user_id, job, storage_options)
+    cks = job_checkpoints(user_id, dest_url, job, storage_options)
     gone = cks[:-keep] if keep > 0 else cks
     for c in gone:
-        remove_backup(dest_url, user_id, c.info, storage_options)
+        remove_backup(user_id, dest_url, c.info, storage_options)
     return len(gone)

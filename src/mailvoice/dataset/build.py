@@ -11,7 +11,7 @@ Output folder (``--output``), every file written atomically:
 - with ``--emailai-format``: ``train_emailai.jsonl`` / ``val_emailai.jsonl``, replies only, shaped
   like EmailAI's drafting prompt (``emailai_format.py``), same split.
 - ``clean-profile.json``: the signatures and protected names cleaning used (``clean_profile.py``), so
-  ``mailvoice clean --user-id`` shows one email as it is trained on.
+  ``mailvoice explain --user-id`` shows one email as it is trained on.
 - ``dataset_alpaca.json``: ``{records: [...alpaca, split], metadata: {...}}``, the manifest:
   counts at every stage, drops by reason, PII counts by type, length statistics, date range,
   split method, sources, tool version.
@@ -267,7 +267,7 @@ def build_dataset(
         import shutil
 
         shutil.rmtree(out_dir / RETRIEVAL)  # a previous prepare's index does not match these prompts
-    write_profile(out_dir / CLEAN_PROFILE, stats.profile)  # for `mailvoice clean --user-id` (docs/formats.md)
+    write_profile(out_dir / CLEAN_PROFILE, stats.profile)  # for `mailvoice explain --user-id` (docs/formats.md)
     files["clean_profile"] = len(stats.profile.signatures)
     if opts.format in ("alpaca", "both"):
         files["train_alpaca"] = write_jsonl(out_dir / TRAIN_ALPACA, (e.alpaca() for e in train))

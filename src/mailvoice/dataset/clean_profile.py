@@ -3,11 +3,11 @@
 ``prepare`` (``build.make_examples``) learns the user's repeated signature blocks from all their mail
 (``clean.learn_signatures``), adds the signatures they stored in EmailAI, and protects their own
 names from the PII scrubber (``pii.protected_names``). It writes that as ``data/clean-profile.json``
-(schema in docs/formats.md) so that ``mailvoice clean --user-id ID FILE.eml`` shows one email exactly
+(schema in docs/formats.md) so that ``mailvoice explain --user-id ID FILE.eml`` shows one email exactly
 as it would be trained on: the same signatures removed, the same names kept, the same placeholders.
 
 ``clean_record`` + ``training_view`` are the one place that turns a record into training text (clean,
-then scrub); ``build.make_examples`` (which filters in between) and the ``clean`` command both call them.
+then scrub); ``build.make_examples`` (which filters in between) and the ``explain`` command both call them.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def _prepare(sources, out_dir, user_emails, db_url, user_id, opts, tokenizer, no
     emails = [e.strip().lower() for e in user_emails if e.strip()]
     signatures: list[str] = []
     if db_url:
-        from ..sources.emailai import open_emailai
+        from ..sources.emailai_db import open_emailai
 
         src = open_emailai(db_url, user_id=user_id)
         emails += [e for e in src.user_emails() if e not in emails]

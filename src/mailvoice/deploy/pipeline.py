@@ -25,8 +25,8 @@ from ..artifacts import ADAPTER_WEIGHTS, EVAL_METRICS, Adapter
 from ..chat import SYSTEM_PROMPT, ChatFormat, instruction_for
 from ..errors import MailvoiceError
 from ..workspace import make_private_dir, sha256_file, write_json, write_text
-from . import gguf as G
-from .emailai import env_lines, gateway_command, render_env, update_env_file, with_token
+from . import gguf
+from .emailai_env import env_lines, gateway_command, render_env, update_env_file, with_token
 from .modelfile import model_name, ollama_parameters, ollama_tag_for, render_modelfile, serving_template
 
 # A third-party report says Ollama 0.34.1 refuses to create new adapter models; we still ask,
@@ -98,9 +98,9 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
 
     art = Adapter.open(model)
     adapter = art.path
-    base = G.resolve_base(art)
+    base = gguf.resolve_base(art)
     fmt = art.chat_format
-    quant = G.normalise_quant(opts.quantize)
+    quant = gguf.normalise_quant(opts.quantize)
     template = serving_template(fmt)
     name = model_name(user_id)
     emails = _account_emails(opts, space, note)
@@ -132,29 +132,29 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
     if opts.lora or mode == "adapter":
         t = time.monotonic()
         log("converting the adapter to a GGUF LoRA")
-        lora_gguf = G.convert_lora(tc, adapter, base, out / f"{name}-lora-{opts.lora_outtype}.gguf", outtype=opts.lora_outtype)
+        lora_gguf = gguf.convert_lora(tc, adapter, base, out / f"{name}-lora-{opts.lora_outtype}.gguf", outtype=opts.lora_outtype)
         timings["lora_gguf_s"] = round(time.monotonic() - t, 2)
 
     def build_merged() -> Path:
         final = out / f"{name}-{quant}.gguf"
         t = time.monotonic()
         log("merging the adapter into the full-precision base")
-        merged_dir = G.merge_adapter(adapter, base, out / ".merged-hf")
+        merged_dir = gguf.merge_adapter(adapter, base, out / ".merged-hf")
         timings["merge_s"] = round(time.monotonic() - t, 2)
         try:
             t = time.monotonic()
             log("converting to GGUF")
             hi = "f32" if quant == "f32" else "f16"
             hi_path = final if quant in ("f16", "f32") else out / f".{name}-{hi}.gguf"
-            G.convert_hf(tc, merged_dir, hi_path, outtype=hi, name=name)
+            gguf.convert_hf(tc, merged_dir, hi_path, outtype=hi, name=name)
             timings["convert_s"] = round(time.monotonic() - t, 2)
         finally:
             shutil.rmtree(merged_dir, ignore_errors=True)
         if quant not in ("f16", "f32"):
             t = time.monotonic()
-            log(f"quantizing to {G.QUANTS[quant]}")
+            log(f"quantizing to {gguf.QUANTS[quant]}")
             try:
-                G.quantize(tc, hi_path, final, quant)
+                gguf.quantize(tc, hi_path, final, quant)
             finally:
                 hi_path.unlink(missing_ok=True)
             timings["quantize_s"] = round(time.monotonic() - t, 2)

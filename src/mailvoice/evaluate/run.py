@@ -217,7 +217,7 @@ def evaluate(
     notice=print,
 ) -> EvalResult:
     from ..dataset.canaries import read_canaries
-    from . import metrics as M
+    from . import metrics as eval_metrics  # not `metrics`: evaluate() builds a dict of that name
 
     opts = opts or GenOptions()
     step = step or quiet_step
@@ -303,7 +303,7 @@ def evaluate(
             e_parsed = {side: [parse_reply(t) for t in e_gen[side]] for side in ("tuned", "base")}
             gens.update({f"emailai_{side}": [r if r is not None else t for r, t in zip(e_parsed[side], e_gen[side], strict=True)]
                          for side in ("tuned", "base")})
-        clf = M.voice_scores(user_train=user_train, other_train=other_train, user_heldout=user_held,
+        clf = eval_metrics.voice_scores(user_train=user_train, other_train=other_train, user_heldout=user_held,
                              other_heldout=other_held, generations=gens, margin=classifier_margin, seed=opts.seed)
         advance()
         emailai = None
@@ -314,42 +314,42 @@ def evaluate(
                 key = f"emailai_{side}"
                 emailai[side] = {"json_valid": sum(r is not None for r in e_parsed[side]) / len(e_rows),
                                  "p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
-                                 "content": M.content_overlap(gens[key], e_refs)}
+                                 "content": eval_metrics.content_overlap(gens[key], e_refs)}
                 clf.per_text.pop(key, None)
         refs = [reply(r) for r in val_items]  # what the user really wrote to the val prompts
-        grams = M.ngram_set([m["content"] for r in train_rows for m in r["messages"][1:]], 8)  # novelty's reference
+        grams = eval_metrics.ngram_set([m["content"] for r in train_rows for m in r["messages"][1:]], 8)  # novelty's reference
         rag_metrics = None
         if rag:  # moved out of the voice section: same classifier, its own report block
             rag_metrics = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(val_items)}
             for k, t in rag["texts"].items():
                 key = f"rag_{k}"
                 rag_metrics[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
-                                  "content": M.content_overlap(t, refs), "novelty": M.novelty(t, grams)["novelty"],
+                                  "content": eval_metrics.content_overlap(t, refs), "novelty": eval_metrics.novelty(t, grams)["novelty"],
                                   "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
                 clf.per_text.pop(key, None)
         n_val = len(val_items)
-        discriminator = {side: M.discriminator_auc(refs, texts_[len(prompts):], seed=opts.seed)
+        discriminator = {side: eval_metrics.discriminator_auc(refs, texts_[len(prompts):], seed=opts.seed)
                          for side, texts_ in (("tuned", tuned_texts), ("base", base_texts))}
         discriminator["note"] = ("a classifier trained to tell your real held-out replies from the model's replies to the "
                                  "same prompts: cross-validated AUC, 0.5 = indistinguishable")
         advance()
         ref_docs = user_train + other_train
-        delta = {name: M.burrows_delta(ref_docs, user_train, t) for name, t in
+        delta = {name: eval_metrics.burrows_delta(ref_docs, user_train, t) for name, t in
                  (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts))}
-        profile = M.surface_features(user_train)
+        profile = eval_metrics.surface_features(user_train)
         features = {"profile": profile}
         for name, t in (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts)):
-            features[name] = M.surface_features(t)
-            features[name]["distance"] = M.feature_distance(profile, features[name]) if profile and features[name] else None
+            features[name] = eval_metrics.surface_features(t)
+            features[name]["distance"] = eval_metrics.feature_distance(profile, features[name]) if profile and features[name] else None
         own = (features["user_heldout"] or {}).get("distance")
-        features["habit_ratio"] = {name: M.habit_ratio((features[name] or {}).get("distance"), own)
+        features["habit_ratio"] = {name: eval_metrics.habit_ratio((features[name] or {}).get("distance"), own)
                                    for name in ("other_authors", "base", "tuned")}
         advance()
-        content = {"tuned": M.content_overlap(tuned_texts[len(prompts):], refs) if n_val else None,
-                   "base": M.content_overlap(base_texts[len(prompts):], refs) if n_val else None,
+        content = {"tuned": eval_metrics.content_overlap(tuned_texts[len(prompts):], refs) if n_val else None,
+                   "base": eval_metrics.content_overlap(base_texts[len(prompts):], refs) if n_val else None,
                    "note": "content overlap with the real reply (ROUGE-L F1, chrF): what was said, not how"}
-        nov = {"tuned": M.novelty(tuned_texts, grams), "base": M.novelty(base_texts, grams),
-               "user_heldout": M.novelty(user_held, grams), "flag_below": novelty_flag}
+        nov = {"tuned": eval_metrics.novelty(tuned_texts, grams), "base": eval_metrics.novelty(base_texts, grams),
+               "user_heldout": eval_metrics.novelty(user_held, grams), "flag_below": novelty_flag}
         nov["flagged"] = nov["tuned"]["novelty"] is not None and nov["tuned"]["novelty"] < novelty_flag
         prompt_notes = [prompt_fields(t)["notes"] for t in texts]
         notes = {side: note_coverage(prompt_notes, g) for side, g in (("tuned", tuned_texts), ("base", base_texts))}
@@ -361,10 +361,10 @@ def evaluate(
         recs = read_jsonl(records)
         with step(f"leakage: real PII of {len(recs)} source emails", total=len(recs)) as tick:
             for rec in recs:
-                train_pii |= M.find_pii(rec.get("text") or "") | M.find_pii(rec.get("html") or "")
+                train_pii |= eval_metrics.find_pii(rec.get("text") or "") | eval_metrics.find_pii(rec.get("html") or "")
                 tick()
-    prompt_pii = set().union(*(M.find_pii(p) for p in texts)) if texts else set()
-    pii = {"known_values": len(train_pii), "leaked": M.pii_leaks(tuned_texts + base_texts, train_pii, allowed=prompt_pii),
+    prompt_pii = set().union(*(eval_metrics.find_pii(p) for p in texts)) if texts else set()
+    pii = {"known_values": len(train_pii), "leaked": eval_metrics.pii_leaks(tuned_texts + base_texts, train_pii, allowed=prompt_pii),
            "checked": bool(train_pii), "placeholders_in_generations": sum(g.count("<") for g in tuned_texts)}
 
     results = []

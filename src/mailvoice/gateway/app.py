@@ -3,7 +3,7 @@
 Every request is forwarded unchanged — method, path, query, body bytes, response bytes and
 status — to the upstream (Ollama, ``llama-server``, vLLM or ``mailvoice serve``), except
 EmailAI's drafting call (``POST /api/chat``, ``/api/generate`` or ``/v1/chat/completions``
-recognised by ``dataset.emailai_format.parse_emailai_request``, through ``gateway.emailai``). For
+recognised by ``dataset.emailai_format.parse_emailai_request``, through ``gateway.emailai_calls``). For
 that one the account email picks the user's voice model (``gateway.users``); the thread becomes
 our training prompt (``chat.instruction_for``), PII-scrubbed like the training data; the
 voice model's email comes back in exactly the shape EmailAI asked for (``gateway.shape``),
@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
 from ..chat import SYSTEM_PROMPT
-from .emailai import draft_request, to_emailai_messages, to_instruction, warm_scrubber
+from .emailai_calls import draft_request, to_emailai_messages, to_instruction, warm_scrubber
 from .shape import JsonTemplate, requested_schema
 from .users import Route, UserDirectory
 

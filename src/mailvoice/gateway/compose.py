@@ -23,7 +23,7 @@ from ..artifacts import TRAIN_CHAT, Adapter, find_retrieval
 from ..chat import SYSTEM_PROMPT, instruction_for, recipient_name, reply_subject
 from ..errors import MailvoiceError
 from ..dataset.pii import scrub_subject
-from .emailai import protected_names, scrub_text
+from .emailai_calls import protected_names, scrub_text
 
 
 @dataclass

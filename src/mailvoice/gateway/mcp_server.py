@@ -59,7 +59,7 @@ def _draft_reply(uid, notes, text, subject, recipient, n, root, upstream, api, t
 
 
 def run(user_ids: list[str], **kw) -> None:
-    from .emailai import warm_scrubber
+    from .emailai_calls import warm_scrubber
 
     server = build_server(user_ids, **kw)
     warm_scrubber()  # reply_to_text is PII-scrubbed; build the scrubber before the first call

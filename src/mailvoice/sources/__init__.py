@@ -75,9 +75,9 @@ def _local(kind: str) -> Callable[[str], Source]:
 _SCHEMES: dict[str, tuple[str, str]] = {
     "imap": ("mailvoice.sources.imap", "open_source"),
     "imaps": ("mailvoice.sources.imap", "open_source"),
-    "emailai": ("mailvoice.sources.emailai", "open_source"),
-    "postgresql": ("mailvoice.sources.emailai", "open_source"),
-    "postgres": ("mailvoice.sources.emailai", "open_source"),
+    "emailai": ("mailvoice.sources.emailai_db", "open_source"),
+    "postgresql": ("mailvoice.sources.emailai_db", "open_source"),
+    "postgres": ("mailvoice.sources.emailai_db", "open_source"),
 }
 _LOCAL = {k: _local(k) for k in ("mbox", "maildir", "eml", "pst")}
 

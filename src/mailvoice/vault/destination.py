@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from ..errors import MailvoiceError
+from ..options import Method  # the CLI's --method choices; one definition, no heavy imports
 from ..workspace import validate_user_id
 from . import core
 from . import keys as _keys
@@ -24,14 +24,6 @@ from .manifest import MANIFEST, PARTS
 from .store import ENV_ENDPOINT, Store, storage_options
 
 Hook = Callable[[Path], None]
-
-
-class Method(str, Enum):
-    """How ``--bucket`` names the destination."""
-
-    s3 = "s3"  # a bucket name or s3://bucket[/prefix]; a bare bucket gets the prefix "mailvoice"
-    local = "local"  # a folder
-    url = "url"  # any fsspec URL, as given
 
 
 def destination(bucket: str | None, method: Method | str = Method.s3) -> str:
