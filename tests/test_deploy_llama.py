@@ -258,7 +258,7 @@ def test_demo_served_draft_answers_with_and_without_the_lora(tiny_model, tmp_pat
     from mailvoice.demo import served_draft
 
     adapter = make_random_adapter(tiny_model, tmp_path / "adapter", scale=4.0)
-    lora = G.convert_lora(TC, adapter, G.resolve_base(adapter), tmp_path / "voice-lora.gguf")
+    lora = gguf.convert_lora(TC, adapter, gguf.resolve_base(adapter), tmp_path / "voice-lora.gguf")
     out = served_draft(lora, str(tiny_model), "chatml", PROMPT, root=tmp_path / "ws", max_tokens=12)
     assert isinstance(out["tuned"], str) and isinstance(out["base"], str)
     assert out["tuned"] != out["base"]  # a random LoRA at scale 4 changes the greedy answer
