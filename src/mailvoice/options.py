@@ -3,7 +3,7 @@ lists the valid ones, before any work starts).
 
 Standard library only: `cli.py` imports this at startup, so no stage (the vault's pyrage and fsspec, rag's
 numpy) is loaded for `--help`. Each enum's values are checked against the stage that owns the concept in
-tests/test_options.py. They are ``StrEnum``s, so a stage that takes a plain string takes them unchanged.
+tests/test_cli_options.py. They are ``StrEnum``s, so a stage that takes a plain string takes them unchanged.
 """
 
 from __future__ import annotations

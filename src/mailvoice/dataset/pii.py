@@ -11,7 +11,7 @@ Detectors (no NER, no spaCy model, no network):
   whose NLP engine is Presidio's ``NoOpNlpEngine``, so spaCy never loads or downloads a model.
   Presidio's email check calls ``tldextract``; we give it an extractor built with
   ``suffix_list_urls=()`` and ``cache_dir=None`` so it uses the public-suffix snapshot bundled
-  in the wheel and never goes online (``tests/test_pii_offline.py`` proves it).
+  in the wheel and never goes online (``tests/test_dataset_pii_offline.py`` proves it).
 - Keyword recognisers (Presidio ``PatternRecognizer``s whose pattern holds the keyword): an SSN
   with or without separators after "SSN"/"social security number", routing and account numbers
   and sort codes after their keyword, a date after "date of birth"/"DOB"/"born on"; and any
