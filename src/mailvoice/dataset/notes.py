@@ -19,22 +19,14 @@ import hashlib
 import re
 from collections.abc import Sequence
 
-from ..evaluate.metrics import greeting_of, sign_off_of  # one home for greeting/sign-off detection
+from ..evaluate.metrics import FUNCTION_WORDS, greeting_of, sign_off_of  # one home for these word lists and detectors
 
 NOTES_SEP = "; "
 ASK_PREFIX = "ask: "
 
 # content-free words dropped from a note item (function words, fillers, courtesy)
-_STOP = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers herself him himself his how i if in into is it its itself
-    just me more most my myself no nor not now of off on once only or other our ours ourselves out
-    over own same she should so some such than that the their theirs them themselves then there
-    these they this those through to too under until up very was we were what when where which
-    while who whom why will with would you your yours yourself yourselves shall may might must
-    let us upon also though although yet whether either neither one ever quite rather really still
-    even much many well i'm i'll i've i'd you're you'll you've we're we'll it's that's there's
+_STOP = frozenset(FUNCTION_WORDS) | frozenset(
+    """i'm i'll i've i'd you're you'll you've we're we'll it's that's there's
     let's don't can't won't isn't didn't doesn't hi hello hey dear thanks thank cheers regards best
     please pls just oh ok okay yes yeah great good lovely hope hoping sure get got re""".split()
 )
