@@ -1007,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app(args=argv, prog_name="mailvoice", standalone_mode=False)
-    except MailvoiceError as e:
+    except MailvoiceError as e:  # exit codes from errors.py: GateFailed 3, NotAvailableYet 2, the rest 1
         typer.echo(f"error: {escape_controls(str(e))}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
