@@ -79,7 +79,7 @@ def main() -> None:
     from mailvoice.dataset.prepare import prepare
     from mailvoice.errors import MailvoiceError
     from mailvoice.evaluate.generate import GenOptions
-    from mailvoice.evaluate.run import evaluate
+    from mailvoice.evaluate.run import EvalOptions, evaluate
     from mailvoice.train.config import load_config
     from mailvoice.train.run import parse_duration, train
 
@@ -119,10 +119,10 @@ def main() -> None:
             prompts = tmp / f"a{i}" / "prompts.json"
             prompts.write_text("[]")  # only the author's own held-out prompts: they have real replies
             try:
-                ev = evaluate(model=res.final_dir, test_data=prompts, output=tmp / f"a{i}" / "eval" / "results.json",
-                              data_dir=d, control_data=control, max_val_prompts=args.max_val_prompts,
-                              opts=GenOptions(max_new_tokens=args.max_new_tokens), fail_on_gate=False,
-                              compare_rag=False)
+                ev = evaluate(res.final_dir, prompts, tmp / f"a{i}" / "eval" / "results.json",
+                              EvalOptions(data_dir=d, control_data=control, max_val_prompts=args.max_val_prompts,
+                                          gen=GenOptions(max_new_tokens=args.max_new_tokens), fail_on_gate=False,
+                                          compare_rag=False))
             except MailvoiceError as e:
                 print(f"author {i}: evaluate failed ({e})", flush=True)
                 continue

@@ -20,7 +20,7 @@ def smol_eval(smollm2, tmp_path_factory):
     from mailvoice.dataset.build import DatasetOptions
     from mailvoice.dataset.prepare import prepare
     from mailvoice.evaluate.generate import GenOptions
-    from mailvoice.evaluate.run import evaluate
+    from mailvoice.evaluate.run import EvalOptions, evaluate
     from mailvoice.train.config import load_config
     from mailvoice.train.run import train
 
@@ -30,10 +30,9 @@ def smol_eval(smollm2, tmp_path_factory):
             opts=DatasetOptions(min_emails=20, plant_canaries=2), notice=lambda m: None)
     cfg = load_config(ROOT / "configs" / "lora-config-cpu.yaml", {"max_steps": STEPS})
     run = train(cfg, data_dir=data, run_dir=tmp / "run", notice=lambda m: None)
-    ev = evaluate(model=run.final_dir, test_data=ROOT / "data-samples" / "test-prompts.json",
-                  output=tmp / "eval" / "evaluation-results.json", data_dir=data, max_val_prompts=4,
-                  opts=GenOptions(max_new_tokens=64), report=tmp / "eval" / "report.html",
-                  canary_candidates=50, max_control_rows=20)
+    ev = evaluate(run.final_dir, ROOT / "data-samples" / "test-prompts.json", tmp / "eval" / "evaluation-results.json",
+                  EvalOptions(data_dir=data, max_val_prompts=4, gen=GenOptions(max_new_tokens=64),
+                              report=tmp / "eval" / "report.html", canary_candidates=50, max_control_rows=20))
     return ev, tmp
 
 

@@ -95,6 +95,26 @@ def test_missing_test_data_is_a_clear_error(tiny_eval, capsys, tmp_path):
     assert rc == 1 and "--test-data" in err and "no such file" in err
 
 
+
+def test_gate_failure_is_its_own_error_carrying_the_result(tiny_eval, tmp_path):
+    """The library call: ``GateFailed`` (exit 3) with the whole result; ``fail_on_gate=False`` returns it."""
+    from mailvoice.errors import GateFailed, MailvoiceError
+    from mailvoice.evaluate.generate import GenOptions
+    from mailvoice.evaluate.run import EvalOptions, evaluate
+
+    out = tmp_path / "lib" / "evaluation-results.json"
+    opts = EvalOptions(data_dir=tiny_eval["data"], gen=GenOptions(max_new_tokens=8), max_val_prompts=0,
+                       max_control_rows=10, compare_rag=False, min_novelty=1.01)
+    with pytest.raises(GateFailed) as e:
+        evaluate(tiny_eval["run"].final_dir, tiny_eval["prompts"], out, opts)
+    assert isinstance(e.value, MailvoiceError) and e.value.exit_code == 3
+    assert e.value.gate["passed"] is False and e.value.result.metrics["gate"] == e.value.gate
+    assert "evaluation gate failed" in str(e.value) and "--min-novelty 1.01" in str(e.value)
+    assert json.loads(out.with_name("metrics.json").read_text())["gate"] == e.value.gate  # written before raising
+    opts.fail_on_gate = False
+    res = evaluate(tiny_eval["run"].final_dir, tiny_eval["prompts"], out, opts)
+    assert res.gate["passed"] is False and res.gate["thresholds"]["min_novelty"] == 1.01
+
 @pytest.mark.skipif(not chromium(), reason="chromium not installed (apt-get install chromium)")
 def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_eval):
     report = tiny_eval["out"].with_name("report.html")

@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .chat import FORMATS, ChatFormat
-from .errors import MailvoiceError
+from .errors import GateFailed, MailvoiceError
 from .models import resolve_base_model
 
 # ------------------------------------------------------------------------------------ dataset folder
@@ -48,7 +48,7 @@ ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 TRAINING_SUMMARY = "training_summary.json"
 EVALUATION = "evaluation.json"
 EVAL_METRICS = "metrics.json"  # evaluate's metrics, beside its results (``--output``)
-GATE_EXIT_CODE = 3  # the exit status of a refused or failed evaluation gate
+GATE_EXIT_CODE = GateFailed.exit_code  # a refused deploy exits like a failed evaluation gate: 3
 
 
 def find_retrieval(path: Path | str | None) -> Path | None:

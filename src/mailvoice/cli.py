@@ -18,7 +18,7 @@ import typer
 from . import __version__, paths, samples
 from .options import DataFormat, EmailAIFormat, Instructions, Quant, Retriever, Target, UpstreamApi
 from .options import Method as MethodChoice
-from .errors import MailvoiceError
+from .errors import GateFailed, MailvoiceError
 
 try:  # typer 0.29 vendors click; bare `mailvoice` raises this to show the help (a private name, pinned typer)
     from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelp
@@ -349,6 +349,7 @@ def evaluate(
     """Tuned vs base side by side, calibrated voice scores, leakage checks; exit 3 when a threshold fails."""
     from . import ui
     from .evaluate.generate import GenOptions
+    from .evaluate.run import EvalOptions
     from .evaluate.run import evaluate as run_eval
 
     def _summary(res):
@@ -407,18 +408,16 @@ def evaluate(
         paths.readable_dir(data, "--data")
     if control_data:
         paths.existing(control_data, "--control-data")
-    opts = GenOptions(max_new_tokens=max_new_tokens)
+    opts = EvalOptions(
+        data_dir=data, control_data=control_data, report=report, gen=GenOptions(max_new_tokens=max_new_tokens),
+        max_val_prompts=max_val_prompts, batch_size=batch_size, compare_rag=rag_compare,
+        max_emailai_prompts=emailai_prompts, min_voice_score=min_voice_score, min_novelty=min_novelty,
+        max_canary_leaks=max_canary_leaks, max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
+        min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage)
     try:
-        res = run_eval(model=model, test_data=test_data, output=output, data_dir=data, opts=opts, step=ui.step,
-                       control_data=control_data, report=report, max_val_prompts=max_val_prompts,
-                       min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
-                       max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
-                       min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage,
-                       batch_size=batch_size,
-                       compare_rag=rag_compare, max_emailai_prompts=emailai_prompts, notice=ui.notice)
-    except MailvoiceError as e:
-        if getattr(e, "result", None) is not None:
-            _summary(e.result)
+        res = run_eval(model, test_data, output, opts, step=ui.step, notice=ui.notice)
+    except GateFailed as e:  # the numbers still show; main() turns the error into exit 3
+        _summary(e.result)
         raise
     _summary(res)
 
@@ -1032,7 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         app(args=argv, prog_name="mailvoice", standalone_mode=False)
-    except MailvoiceError as e:
+    except MailvoiceError as e:  # exit codes from errors.py: GateFailed 3, NotAvailableYet 2, the rest 1
         typer.echo(f"error: {escape_controls(str(e))}", err=True)
         return e.exit_code
     except KeyboardInterrupt:

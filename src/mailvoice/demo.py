@@ -58,7 +58,7 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
     from .dataset.prepare import prepare
     from .deploy.modelfile import write_artefacts
     from .evaluate.generate import GenOptions
-    from .evaluate.run import evaluate
+    from .evaluate.run import EvalOptions, evaluate
     from .models import resolve_base_model
     from .train.config import load_config
     from .train.run import load_tokenizer, train
@@ -101,14 +101,16 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
     ui.err.rule("3/4 evaluate")
     t = time.time()
     ev = evaluate(
-        model=result.final_dir,
-        test_data=sample_path("test-prompts.json"),
-        output=space.eval / "evaluation-results.json",
-        data_dir=space.data,
-        max_val_prompts=eval_prompts,
-        opts=GenOptions(max_new_tokens=max_new_tokens),
+        result.final_dir,
+        sample_path("test-prompts.json"),
+        space.eval / "evaluation-results.json",
+        EvalOptions(
+            data_dir=space.data,
+            max_val_prompts=eval_prompts,
+            gen=GenOptions(max_new_tokens=max_new_tokens),
+            max_control_rows=12,  # the demo's time budget; `mailvoice evaluate` uses more
+        ),
         step=ui.step,
-        max_control_rows=12,  # the demo's time budget; `mailvoice evaluate` uses more
         notice=ui.notice,
     )
     timings["evaluate"] = time.time() - t

@@ -25,3 +25,18 @@ class NotAvailableYet(MailvoiceError):
 
     def __init__(self, what: str):
         super().__init__(f"{what} is not available yet in this version of mailvoice")
+
+
+class GateFailed(MailvoiceError):
+    """``evaluate``'s gate failed (exit 3). Carries the whole ``EvalResult`` (``.result``, with
+    ``.gate``): every file was written, so a caller can still show or keep the numbers."""
+
+    exit_code = 3
+
+    def __init__(self, result):
+        self.result = result
+        super().__init__("evaluation gate failed: " + "; ".join(result.gate["failures"]))
+
+    @property
+    def gate(self) -> dict:
+        return self.result.gate

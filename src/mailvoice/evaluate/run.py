@@ -4,7 +4,7 @@ Files: ``evaluation-results.json`` is a list of ``{prompt, generated, base_gener
 stopped, base_stopped, p_user, base_p_user[, reference]}`` (so the guide's ``jq '.[] | {prompt,
 generated}'`` works); the metrics go to ``metrics.json`` beside it; ``--report`` writes one
 self-contained HTML page; the outcome (headline metrics + gate) is also kept in the adapter
-folder as ``evaluation.json`` (``artifacts.Adapter.gate``: what ``deploy``/``gateway --require-eval`` check).
+folder as ``evaluation.json``, which ``deploy --require-eval`` checks.
 
 Order matters for speed: every torch pass (generation, perplexity, canaries) runs before any
 scikit-learn work, and the latter runs with BLAS held to one thread. Generation and perplexity
@@ -18,18 +18,23 @@ import contextlib
 import hashlib
 import math
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import samples
-from ..artifacts import (EVAL_METRICS, FINAL, GATE_EXIT_CODE, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter,
+from ..artifacts import (EVAL_METRICS, FINAL, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter,
                          find_retrieval)
 from ..chat import prompt_fields
+from ..dataset.canaries import read_canaries
+from ..dataset.emailai_format import parse_reply
 from ..dataset.notes import note_coverage
-from ..errors import MailvoiceError
+from ..errors import GateFailed, MailvoiceError
 from ..workspace import read_jsonl, write_json
+from . import metrics
 from .generate import GenOptions, generate, load_prompts, load_tuned, reply_perplexity, val_rows
+from .leakage import canary_report
+from .report import write_report
 
 CONTROL_ADDRESS = "marcus.bell@northgate-logistics.example"
 
@@ -177,221 +182,137 @@ def run_gate(metrics: dict, *, min_voice_score=None, min_novelty=None, max_canar
 
 
 # ------------------------------------------------------------------------------------ the recipe
-def _gap(base: float | None, tuned: float | None) -> float | None:
-    return math.log(base / tuned) if base and tuned else None
-
-
 @contextlib.contextmanager
 def quiet_step(description: str, total: int | None = None):
     """``ui.step``'s shape with no output: the default for library callers and tests."""
     yield lambda n=1, total=None, completed=None: None
 
 
-def evaluate(
-    *,
-    model: Path,
-    test_data: Path,
-    output: Path,
-    data_dir: Path | None = None,
-    max_val_prompts: int = 16,
-    opts: GenOptions | None = None,
-    step=None,
-    control_data: Path | None = None,
-    report: Path | None = None,
-    min_voice_score: float | None = None,
-    min_novelty: float | None = None,
-    max_canary_leaks: int | None = None,
-    max_habit_ratio: float | None = None,
-    max_discriminator_auc: float | None = None,
-    min_stop_rate: float | None = None,
-    min_user_gain: float | None = None,
-    min_note_coverage: float | None = None,
-    batch_size: int = 16,
-    canary_candidates: int = 100,
-    max_control_rows: int = 30,
-    novelty_flag: float = 0.95,
-    classifier_margin: float = 0.3,
-    fail_on_gate: bool = True,
-    compare_rag: bool = True,
-    max_emailai_prompts: int = 4,
-    notice=print,
-) -> EvalResult:
-    from ..dataset.canaries import read_canaries
-    from . import metrics as eval_metrics  # not `metrics`: evaluate() builds a dict of that name
+@dataclass
+class EvalOptions:
+    """Everything ``evaluate`` can be told besides the model, the prompts and the output path.
 
-    opts = opts or GenOptions()
+    The ``min_*``/``max_*`` fields are the gate's thresholds (``None``: not checked); the CLI's
+    ``--min-voice-score`` and friends map onto them one to one."""
+
+    data_dir: Path | None = None  # default: the run's data/ folder when the adapter is <run>/final
+    control_data: Path | None = None  # default: the bundled contrast mailbox
+    report: Path | None = None
+    gen: GenOptions = field(default_factory=GenOptions)
+    max_val_prompts: int = 16
+    batch_size: int = 16
+    canary_candidates: int = 100
+    max_control_rows: int = 30
+    novelty_flag: float = 0.95
+    classifier_margin: float = 0.3
+    compare_rag: bool = True
+    max_emailai_prompts: int = 4
+    fail_on_gate: bool = True
+    min_voice_score: float | None = None
+    min_novelty: float | None = None
+    max_canary_leaks: int | None = None
+    max_habit_ratio: float | None = None
+    max_discriminator_auc: float | None = None
+    min_stop_rate: float | None = None
+    min_user_gain: float | None = None
+    min_note_coverage: float | None = None
+
+    def thresholds(self) -> dict:
+        """The gate's keyword arguments (``run_gate``)."""
+        return {k: getattr(self, k) for k in GATE_THRESHOLDS}
+
+
+GATE_THRESHOLDS = ("min_voice_score", "min_novelty", "max_canary_leaks", "max_habit_ratio", "max_discriminator_auc",
+                   "min_stop_rate", "min_user_gain", "min_note_coverage")
+
+
+@dataclass
+class EvalInputs:
+    """What is evaluated: the prompts (test prompts, then val), the user's and others' mail."""
+
+    adapter: Path
+    data_dir: Path | None
+    prompts: list[str]
+    val: list[dict]
+    val_items: list[dict]
+    train_rows: list[dict]
+    canaries: list
+    control_src: str
+    control_train: list[dict]
+    control_held: list[dict]
+    items: list[tuple[str, str, str | None]]  # (prompt, source, the user's real reply or None)
+    rag: dict | None
+    emailai_rows: list[dict]
+
+    @property
+    def texts(self) -> list[str]:
+        return [p for p, _, _ in self.items]
+
+
+@dataclass
+class Generations:
+    """Every text generated, in ``EvalInputs.items`` order; the EmailAI and retrieval extras."""
+
+    tuned: list[dict]
+    base: list[dict]
+    emailai: dict | None = None  # side → texts, with EmailAI's own system text
+    rag_other: list[str] | None = None  # the val prompts the other way round, tuned only
+
+    @property
+    def tuned_texts(self) -> list[str]:
+        return [t["text"] for t in self.tuned]
+
+    @property
+    def base_texts(self) -> list[str]:
+        return [b["text"] for b in self.base]
+
+
+def evaluate(model: Path, test_data: Path, output: Path, opts: EvalOptions | None = None, *,
+             step=None, notice=print) -> EvalResult:
+    """Evaluate one adapter: torch passes first (generation, perplexity, canaries), then the
+    scikit-learn and string metrics, then the gate. Raises ``GateFailed`` (exit 3) carrying the
+    result when a threshold fails and ``opts.fail_on_gate``; every file is written either way."""
+    opts = opts or EvalOptions()
     step = step or quiet_step
-    art = Adapter.open(model)
-    adapter = art.path
-    prompts = load_prompts(test_data)
-    if data_dir is None:
-        guess = adapter.parent.parent.parent / "data" if adapter.name == FINAL else None
-        data_dir = guess if guess and (guess / VAL_CHAT).is_file() else None
-    val = val_rows(data_dir)
-    train_rows = read_jsonl(Path(data_dir) / TRAIN_CHAT) if data_dir and (Path(data_dir) / TRAIN_CHAT).is_file() else []
-    canaries = read_canaries(data_dir)
-    with step("preparing the control set (other authors' mail)"):
-        control_rows, control_src = load_control(control_data, notice)
-    control_train, control_held = split_control(control_rows)
-    control_held = control_held[:max_control_rows]
-
-    val_items = val[:max_val_prompts]
-    items = [(p, "test-prompts", None) for p in prompts] + [(r["messages"][1]["content"], "val", reply(r)) for r in val_items]
-    rag = rag_variants(val_items, adapter, data_dir) if compare_rag else None
+    inp = gather_inputs(model, test_data, opts, step, notice)
     with step("loading the model"):
-        model_, tok = load_tuned(adapter)
-    texts = [p for p, _, _ in items]
-    e_rows = _emailai_rows(data_dir, max_emailai_prompts)
-    n_gen = 2 * len(texts) + 2 * len(e_rows) + (len(rag["other_prompts"]) if rag else 0)
-    gen_kw = dict(batch_size=batch_size)
-    with step(f"generating {n_gen} emails (tuned and base, {batch_size} at a time)", total=n_gen) as tick:
-        tuned = generate(model_, tok, texts, opts, use_adapter=True, progress=tick, **gen_kw)
-        base = generate(model_, tok, texts, opts, use_adapter=False, progress=tick, **gen_kw)
-        e_gen = None
-        if e_rows:  # EmailAI-shaped held-out prompts (prepare --emailai-format), with EmailAI's own system text
-            EMAILAI_SYSTEM = e_rows[0]["messages"][0]["content"]  # the variant the rows were written in (fork|upstream)
-            e_prompts = [r["messages"][1]["content"] for r in e_rows]
-            e_gen = {side: [g["text"] for g in generate(model_, tok, e_prompts, opts, use_adapter=side == "tuned",
-                                                         progress=tick, system=EMAILAI_SYSTEM, **gen_kw)]
-                     for side in ("tuned", "base")}
-        if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
-            other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], opts, use_adapter=True,
-                                                 progress=tick, **gen_kw)]
-    tuned_texts = [t["text"] for t in tuned]
-    base_texts = [b["text"] for b in base]
-    if rag:
-        mine = tuned_texts[len(prompts):]
-        rag["texts"] = {"with": mine if rag["trained_with"] else other, "without": other if rag["trained_with"] else mine}
-
-    n_ppl = 2 * (len(val) + len(control_held) + (len(e_rows) if e_gen else 0))
-    with step(f"perplexity of {n_ppl // 2} held-out emails (tuned and base)", total=n_ppl) as tick:
-        ppl = {
-            "user": {"base": reply_perplexity(model_, tok, val, use_adapter=False, progress=tick),
-                     "tuned": reply_perplexity(model_, tok, val, use_adapter=True, progress=tick), "rows": len(val)},
-            "control": {"base": reply_perplexity(model_, tok, control_held, use_adapter=False, progress=tick),
-                        "tuned": reply_perplexity(model_, tok, control_held, use_adapter=True, progress=tick),
-                        "rows": len(control_held)},
-        }
-        if e_gen:
-            e_gen["ppl"] = {side: reply_perplexity(model_, tok, e_rows, use_adapter=side == "tuned", progress=tick)
-                            for side in ("tuned", "base")}
-    ug, cg = _gap(ppl["user"]["base"], ppl["user"]["tuned"]), _gap(ppl["control"]["base"], ppl["control"]["tuned"])
-    ppl["user"]["log_gain"] = ug
-    ppl["control"]["log_gain"] = cg
-    ppl["user_specific_gain"] = (ug - cg) if ug is not None and cg is not None else None
-
-    canary = None
-    if canaries:
-        from .leakage import canary_report
-
-        with step(f"leakage: {len(canaries)} planted canaries (exposure over {canary_candidates} candidates)"):
-            canary = canary_report(model_, tok, canaries, train_rows, candidates=canary_candidates,
-                                   generations=tuned_texts, seed=opts.seed)
+        model_, tok = load_tuned(inp.adapter)
+    gens = generate_all(model_, tok, inp, opts, step)
+    ppl, emailai_ppl = perplexity_metrics(model_, tok, inp, step)
+    canary = canary_metrics(model_, tok, inp, gens, opts, step)
     del model_
     # ---- scikit-learn and string metrics (after all torch work)
     with step("classifiers: voice score, real-vs-generated, habits, novelty", total=4) as advance:
-        user_train = [reply(r) for r in train_rows]
-        user_held = [reply(r) for r in val]
-        other_train = [reply(r) for r in control_train]
-        other_held = [reply(r) for r in control_held]
-        gens = {"base": base_texts, "tuned": tuned_texts}
-        if rag:
-            gens.update({f"rag_{k}": v for k, v in rag["texts"].items()})
-        if e_gen:
-            from ..dataset.emailai_format import parse_reply
+        clf, emailai_parsed = voice_metrics(inp, gens, opts)
+        advance()
+        emailai = emailai_metrics(inp, gens, emailai_parsed, emailai_ppl, clf)
+        refs = [reply(r) for r in inp.val_items]  # what the user really wrote to the val prompts
+        grams = metrics.ngram_set([m["content"] for r in inp.train_rows for m in r["messages"][1:]], 8)  # novelty's reference
+        rag_metrics = rag_block(inp, gens, clf, refs, grams)
+        discriminator = discriminator_metrics(inp, gens, refs, opts.gen.seed)
+        advance()
+        delta, features = habit_metrics(inp, gens)
+        advance()
+        content = content_metrics(inp, gens, refs)
+        nov = novelty_metrics(inp, gens, grams, opts.novelty_flag)
+        notes = note_metrics(inp, gens)
+        advance()
+    pii = leakage_metrics(inp, gens, step)
 
-            e_parsed = {side: [parse_reply(t) for t in e_gen[side]] for side in ("tuned", "base")}
-            gens.update({f"emailai_{side}": [r if r is not None else t for r, t in zip(e_parsed[side], e_gen[side], strict=True)]
-                         for side in ("tuned", "base")})
-        clf = eval_metrics.voice_scores(user_train=user_train, other_train=other_train, user_heldout=user_held,
-                             other_heldout=other_held, generations=gens, margin=classifier_margin, seed=opts.seed)
-        advance()
-        emailai = None
-        if e_gen:  # moved out of the voice section like rag's
-            e_refs = [parse_reply(r["messages"][2]["content"]) or "" for r in e_rows]
-            emailai = {"rows": len(e_rows), "trained_on": art.train_file, "perplexity": e_gen["ppl"]}
-            for side in ("tuned", "base"):
-                key = f"emailai_{side}"
-                emailai[side] = {"json_valid": sum(r is not None for r in e_parsed[side]) / len(e_rows),
-                                 "p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
-                                 "content": eval_metrics.content_overlap(gens[key], e_refs)}
-                clf.per_text.pop(key, None)
-        refs = [reply(r) for r in val_items]  # what the user really wrote to the val prompts
-        grams = eval_metrics.ngram_set([m["content"] for r in train_rows for m in r["messages"][1:]], 8)  # novelty's reference
-        rag_metrics = None
-        if rag:  # moved out of the voice section: same classifier, its own report block
-            rag_metrics = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(val_items)}
-            for k, t in rag["texts"].items():
-                key = f"rag_{k}"
-                rag_metrics[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
-                                  "content": eval_metrics.content_overlap(t, refs), "novelty": eval_metrics.novelty(t, grams)["novelty"],
-                                  "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
-                clf.per_text.pop(key, None)
-        n_val = len(val_items)
-        discriminator = {side: eval_metrics.discriminator_auc(refs, texts_[len(prompts):], seed=opts.seed)
-                         for side, texts_ in (("tuned", tuned_texts), ("base", base_texts))}
-        discriminator["note"] = ("a classifier trained to tell your real held-out replies from the model's replies to the "
-                                 "same prompts: cross-validated AUC, 0.5 = indistinguishable")
-        advance()
-        ref_docs = user_train + other_train
-        delta = {name: eval_metrics.burrows_delta(ref_docs, user_train, t) for name, t in
-                 (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts))}
-        profile = eval_metrics.surface_features(user_train)
-        features = {"profile": profile}
-        for name, t in (("user_heldout", user_held), ("other_authors", other_held), ("base", base_texts), ("tuned", tuned_texts)):
-            features[name] = eval_metrics.surface_features(t)
-            features[name]["distance"] = eval_metrics.feature_distance(profile, features[name]) if profile and features[name] else None
-        own = (features["user_heldout"] or {}).get("distance")
-        features["habit_ratio"] = {name: eval_metrics.habit_ratio((features[name] or {}).get("distance"), own)
-                                   for name in ("other_authors", "base", "tuned")}
-        advance()
-        content = {"tuned": eval_metrics.content_overlap(tuned_texts[len(prompts):], refs) if n_val else None,
-                   "base": eval_metrics.content_overlap(base_texts[len(prompts):], refs) if n_val else None,
-                   "note": "content overlap with the real reply (ROUGE-L F1, chrF): what was said, not how"}
-        nov = {"tuned": eval_metrics.novelty(tuned_texts, grams), "base": eval_metrics.novelty(base_texts, grams),
-               "user_heldout": eval_metrics.novelty(user_held, grams), "flag_below": novelty_flag}
-        nov["flagged"] = nov["tuned"]["novelty"] is not None and nov["tuned"]["novelty"] < novelty_flag
-        prompt_notes = [prompt_fields(t)["notes"] for t in texts]
-        notes = {side: note_coverage(prompt_notes, g) for side, g in (("tuned", tuned_texts), ("base", base_texts))}
-        notes["note"] = "share of the prompts' note items the email expresses (half of an item's content words or more)"
-        advance()
-    records = Path(data_dir) / RECORDS if data_dir else None
-    train_pii: set[str] = set()
-    if records and records.is_file():
-        recs = read_jsonl(records)
-        with step(f"leakage: real PII of {len(recs)} source emails", total=len(recs)) as tick:
-            for rec in recs:
-                train_pii |= eval_metrics.find_pii(rec.get("text") or "") | eval_metrics.find_pii(rec.get("html") or "")
-                tick()
-    prompt_pii = set().union(*(eval_metrics.find_pii(p) for p in texts)) if texts else set()
-    pii = {"known_values": len(train_pii), "leaked": eval_metrics.pii_leaks(tuned_texts + base_texts, train_pii, allowed=prompt_pii),
-           "checked": bool(train_pii), "placeholders_in_generations": sum(g.count("<") for g in tuned_texts)}
-
-    results = []
-    for i, ((p, src, ref), t, b) in enumerate(zip(items, tuned, base, strict=True)):
-        row = {"prompt": p, "generated": t["text"], "base_generated": b["text"], "source": src,
-               "stopped": t["stopped"], "base_stopped": b["stopped"],
-               "p_user": clf.per_text.get("tuned", [None] * len(items))[i],
-               "base_p_user": clf.per_text.get("base", [None] * len(items))[i]}
-        if ref is not None:
-            row["reference"] = ref
-        results.append(row)
-
-    voice = {k: v for k, v in asdict(clf).items() if k != "per_text"}
-    metrics = {
-        "model": str(adapter),
+    out = {
+        "model": str(inp.adapter),
         "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "prompts": len(items),
-        "val_rows": len(val),
-        "train_rows": len(train_rows),
-        "control": {"source": control_src, "train": len(control_train), "heldout": len(control_held)},
+        "prompts": len(inp.items),
+        "val_rows": len(inp.val),
+        "train_rows": len(inp.train_rows),
+        "control": {"source": inp.control_src, "train": len(inp.control_train), "heldout": len(inp.control_held)},
         "stop_rate": {
-            "tuned": sum(t["stopped"] for t in tuned) / max(len(tuned), 1),
-            "base": sum(b["stopped"] for b in base) / max(len(base), 1),
+            "tuned": sum(t["stopped"] for t in gens.tuned) / max(len(gens.tuned), 1),
+            "base": sum(b["stopped"] for b in gens.base) / max(len(gens.base), 1),
         },
         "val_perplexity": {"base": ppl["user"]["base"], "tuned": ppl["user"]["tuned"]},
         "perplexity": ppl,
-        "voice": voice,
+        "voice": {k: v for k, v in asdict(clf).items() if k != "per_text"},
         "discriminator": discriminator,
         "delta": delta,
         "features": features,
@@ -402,35 +323,250 @@ def evaluate(
         "pii": pii,
         "rag": rag_metrics,
         "emailai": emailai,
-        "generation": {"max_new_tokens": opts.max_new_tokens, "temperature": opts.temperature, "seed": opts.seed},
+        "generation": {"max_new_tokens": opts.gen.max_new_tokens, "temperature": opts.gen.temperature,
+                       "seed": opts.gen.seed},
     }
-    gate = run_gate(metrics, min_voice_score=min_voice_score, min_novelty=min_novelty, max_canary_leaks=max_canary_leaks,
-                    max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
-                    min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage)
-    metrics["gate"] = gate
-    output = Path(output)
+    out["gate"] = gate = run_gate(out, **opts.thresholds())
+    res = write_outputs(inp, result_rows(inp, gens, clf), out, Path(output), opts.report)
+    if opts.fail_on_gate and not gate["passed"]:
+        raise GateFailed(res)
+    return res
+
+
+# ------------------------------------------------------------------------------------ the steps
+def gather_inputs(model: Path, test_data: Path, opts: EvalOptions, step, notice) -> EvalInputs:
+    """The adapter, the prompts, the user's train/val rows, the canaries and the control set."""
+    adapter = Adapter.open(model).path
+    prompts = load_prompts(test_data)
+    data_dir = opts.data_dir
+    if data_dir is None:
+        guess = adapter.parent.parent.parent / "data" if adapter.name == FINAL else None
+        data_dir = guess if guess and (guess / VAL_CHAT).is_file() else None
+    val = val_rows(data_dir)
+    train_file = Path(data_dir) / TRAIN_CHAT if data_dir else None
+    train_rows = read_jsonl(train_file) if train_file and train_file.is_file() else []
+    canaries = read_canaries(data_dir)
+    with step("preparing the control set (other authors' mail)"):
+        control_rows, control_src = load_control(opts.control_data, notice)
+    control_train, control_held = split_control(control_rows)
+    val_items = val[:opts.max_val_prompts]
+    items = [(p, "test-prompts", None) for p in prompts] + [(r["messages"][1]["content"], "val", reply(r)) for r in val_items]
+    return EvalInputs(
+        adapter=adapter, data_dir=data_dir, prompts=prompts, val=val, val_items=val_items, train_rows=train_rows,
+        canaries=canaries, control_src=control_src, control_train=control_train,
+        control_held=control_held[:opts.max_control_rows], items=items,
+        rag=rag_variants(val_items, adapter, data_dir) if opts.compare_rag else None,
+        emailai_rows=_emailai_rows(data_dir, opts.max_emailai_prompts))
+
+
+def generate_all(model_, tok, inp: EvalInputs, opts: EvalOptions, step) -> Generations:
+    """Tuned and base replies to every prompt, in batches; the EmailAI rows; the retrieval twins."""
+    texts, e_rows, rag = inp.texts, inp.emailai_rows, inp.rag
+    n_gen = 2 * len(texts) + 2 * len(e_rows) + (len(rag["other_prompts"]) if rag else 0)
+    gen_kw = dict(batch_size=opts.batch_size)
+    gen = opts.gen
+    with step(f"generating {n_gen} emails (tuned and base, {opts.batch_size} at a time)", total=n_gen) as tick:
+        gens = Generations(tuned=generate(model_, tok, texts, gen, use_adapter=True, progress=tick, **gen_kw),
+                           base=generate(model_, tok, texts, gen, use_adapter=False, progress=tick, **gen_kw))
+        if e_rows:  # EmailAI-shaped held-out prompts (prepare --emailai-format), with EmailAI's own system text
+            system = e_rows[0]["messages"][0]["content"]  # the variant the rows were written in (fork|upstream)
+            e_prompts = [r["messages"][1]["content"] for r in e_rows]
+            gens.emailai = {side: [g["text"] for g in generate(model_, tok, e_prompts, gen, use_adapter=side == "tuned",
+                                                              progress=tick, system=system, **gen_kw)]
+                            for side in ("tuned", "base")}
+        if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
+            gens.rag_other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], gen, use_adapter=True,
+                                                          progress=tick, **gen_kw)]
+    if rag:
+        mine, other = gens.tuned_texts[len(inp.prompts):], gens.rag_other
+        rag["texts"] = {"with": mine if rag["trained_with"] else other, "without": other if rag["trained_with"] else mine}
+    return gens
+
+
+def _gap(base: float | None, tuned: float | None) -> float | None:
+    return math.log(base / tuned) if base and tuned else None
+
+
+def perplexity_metrics(model_, tok, inp: EvalInputs, step) -> tuple[dict, dict | None]:
+    """Reply perplexity of the user's and other authors' held-out mail (and the EmailAI rows),
+    tuned and base; the user-specific gain is the user's log gain minus the others'."""
+    val, held, e_rows = inp.val, inp.control_held, inp.emailai_rows
+    emailai_ppl = None
+    n_ppl = 2 * (len(val) + len(held) + len(e_rows))
+    with step(f"perplexity of {n_ppl // 2} held-out emails (tuned and base)", total=n_ppl) as tick:
+        ppl = {
+            "user": {"base": reply_perplexity(model_, tok, val, use_adapter=False, progress=tick),
+                     "tuned": reply_perplexity(model_, tok, val, use_adapter=True, progress=tick), "rows": len(val)},
+            "control": {"base": reply_perplexity(model_, tok, held, use_adapter=False, progress=tick),
+                        "tuned": reply_perplexity(model_, tok, held, use_adapter=True, progress=tick),
+                        "rows": len(held)},
+        }
+        if e_rows:
+            emailai_ppl = {side: reply_perplexity(model_, tok, e_rows, use_adapter=side == "tuned", progress=tick)
+                           for side in ("tuned", "base")}
+    ug, cg = _gap(ppl["user"]["base"], ppl["user"]["tuned"]), _gap(ppl["control"]["base"], ppl["control"]["tuned"])
+    ppl["user"]["log_gain"] = ug
+    ppl["control"]["log_gain"] = cg
+    ppl["user_specific_gain"] = (ug - cg) if ug is not None and cg is not None else None
+    return ppl, emailai_ppl
+
+
+def canary_metrics(model_, tok, inp: EvalInputs, gens: Generations, opts: EvalOptions, step) -> dict | None:
+    """Planted canaries (prepare --plant-canaries): exposure and extraction."""
+    if not inp.canaries:
+        return None
+    with step(f"leakage: {len(inp.canaries)} planted canaries (exposure over {opts.canary_candidates} candidates)"):
+        return canary_report(model_, tok, inp.canaries, inp.train_rows, candidates=opts.canary_candidates,
+                             generations=gens.tuned_texts, seed=opts.gen.seed)
+
+
+def voice_metrics(inp: EvalInputs, gens: Generations, opts: EvalOptions):
+    """The calibrated voice classifier over every generated set (the EmailAI and retrieval sets
+    included; their blocks take their scores out again). Returns it and the parsed EmailAI replies."""
+    texts = {"base": gens.base_texts, "tuned": gens.tuned_texts}
+    if inp.rag:
+        texts.update({f"rag_{k}": v for k, v in inp.rag["texts"].items()})
+    parsed = None
+    if gens.emailai:
+        parsed = {side: [parse_reply(t) for t in gens.emailai[side]] for side in ("tuned", "base")}
+        texts.update({f"emailai_{side}": [r if r is not None else t for r, t in zip(parsed[side], gens.emailai[side], strict=True)]
+                      for side in ("tuned", "base")})
+    clf = metrics.voice_scores(user_train=[reply(r) for r in inp.train_rows],
+                               other_train=[reply(r) for r in inp.control_train],
+                               user_heldout=[reply(r) for r in inp.val],
+                               other_heldout=[reply(r) for r in inp.control_held],
+                               generations=texts, margin=opts.classifier_margin, seed=opts.gen.seed)
+    return clf, parsed
+
+
+def emailai_metrics(inp: EvalInputs, gens: Generations, parsed: dict | None, ppl: dict | None, clf) -> dict | None:
+    """The EmailAI-shaped prompts: valid JSON, voice, content (moved out of the voice block)."""
+    if not gens.emailai:
+        return None
+    e_rows = inp.emailai_rows
+    e_refs = [parse_reply(r["messages"][2]["content"]) or "" for r in e_rows]
+    emailai = {"rows": len(e_rows), "trained_on": Adapter(inp.adapter).train_file, "perplexity": ppl}
+    for side in ("tuned", "base"):
+        key = f"emailai_{side}"
+        replies = [r if r is not None else t for r, t in zip(parsed[side], gens.emailai[side], strict=True)]
+        emailai[side] = {"json_valid": sum(r is not None for r in parsed[side]) / len(e_rows),
+                         "p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
+                         "content": metrics.content_overlap(replies, e_refs)}
+        clf.per_text.pop(key, None)
+    return emailai
+
+
+def rag_block(inp: EvalInputs, gens: Generations, clf, refs: list[str], grams) -> dict | None:
+    """The same model with and without the retrieved emails (moved out of the voice block)."""
+    if not inp.rag:
+        return None
+    rag = inp.rag
+    out = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(inp.val_items)}
+    for k, t in rag["texts"].items():
+        key = f"rag_{k}"
+        out[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
+                  "content": metrics.content_overlap(t, refs), "novelty": metrics.novelty(t, grams)["novelty"],
+                  "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
+        clf.per_text.pop(key, None)
+    return out
+
+
+def discriminator_metrics(inp: EvalInputs, gens: Generations, refs: list[str], seed: int) -> dict:
+    n = len(inp.prompts)
+    out = {side: metrics.discriminator_auc(refs, texts[n:], seed=seed)
+           for side, texts in (("tuned", gens.tuned_texts), ("base", gens.base_texts))}
+    out["note"] = ("a classifier trained to tell your real held-out replies from the model's replies to the "
+                   "same prompts: cross-validated AUC, 0.5 = indistinguishable")
+    return out
+
+
+def habit_metrics(inp: EvalInputs, gens: Generations) -> tuple[dict, dict]:
+    """Burrows' Delta and surface habits against the user's profile; the habit ratio."""
+    user_train = [reply(r) for r in inp.train_rows]
+    sets = (("user_heldout", [reply(r) for r in inp.val]), ("other_authors", [reply(r) for r in inp.control_held]),
+            ("base", gens.base_texts), ("tuned", gens.tuned_texts))
+    ref_docs = user_train + [reply(r) for r in inp.control_train]
+    delta = {name: metrics.burrows_delta(ref_docs, user_train, t) for name, t in sets}
+    profile = metrics.surface_features(user_train)
+    features = {"profile": profile}
+    for name, t in sets:
+        features[name] = metrics.surface_features(t)
+        features[name]["distance"] = metrics.feature_distance(profile, features[name]) if profile and features[name] else None
+    own = (features["user_heldout"] or {}).get("distance")
+    features["habit_ratio"] = {name: metrics.habit_ratio((features[name] or {}).get("distance"), own)
+                               for name in ("other_authors", "base", "tuned")}
+    return delta, features
+
+
+def content_metrics(inp: EvalInputs, gens: Generations, refs: list[str]) -> dict:
+    n, n_val = len(inp.prompts), len(inp.val_items)
+    return {"tuned": metrics.content_overlap(gens.tuned_texts[n:], refs) if n_val else None,
+            "base": metrics.content_overlap(gens.base_texts[n:], refs) if n_val else None,
+            "note": "content overlap with the real reply (ROUGE-L F1, chrF): what was said, not how"}
+
+
+def novelty_metrics(inp: EvalInputs, gens: Generations, grams, flag_below: float) -> dict:
+    """Share of new 8-grams (not in the training mail): low means copying."""
+    nov = {"tuned": metrics.novelty(gens.tuned_texts, grams), "base": metrics.novelty(gens.base_texts, grams),
+           "user_heldout": metrics.novelty([reply(r) for r in inp.val], grams), "flag_below": flag_below}
+    nov["flagged"] = nov["tuned"]["novelty"] is not None and nov["tuned"]["novelty"] < flag_below
+    return nov
+
+
+def note_metrics(inp: EvalInputs, gens: Generations) -> dict:
+    prompt_notes = [prompt_fields(t)["notes"] for t in inp.texts]
+    notes = {side: note_coverage(prompt_notes, g) for side, g in (("tuned", gens.tuned_texts), ("base", gens.base_texts))}
+    notes["note"] = "share of the prompts' note items the email expresses (half of an item's content words or more)"
+    return notes
+
+
+def leakage_metrics(inp: EvalInputs, gens: Generations, step) -> dict:
+    """Real PII of the source emails that comes back in generations (unless the prompt had it)."""
+    records = Path(inp.data_dir) / RECORDS if inp.data_dir else None
+    train_pii: set[str] = set()
+    if records and records.is_file():
+        recs = read_jsonl(records)
+        with step(f"leakage: real PII of {len(recs)} source emails", total=len(recs)) as tick:
+            for rec in recs:
+                train_pii |= metrics.find_pii(rec.get("text") or "") | metrics.find_pii(rec.get("html") or "")
+                tick()
+    texts, tuned = inp.texts, gens.tuned_texts
+    prompt_pii = set().union(*(metrics.find_pii(p) for p in texts)) if texts else set()
+    return {"known_values": len(train_pii),
+            "leaked": metrics.pii_leaks(tuned + gens.base_texts, train_pii, allowed=prompt_pii),
+            "checked": bool(train_pii), "placeholders_in_generations": sum(g.count("<") for g in tuned)}
+
+
+def result_rows(inp: EvalInputs, gens: Generations, clf) -> list[dict]:
+    """``evaluation-results.json``: one row per prompt, tuned and base side by side."""
+    n = len(inp.items)
+    results = []
+    for i, ((p, src, ref), t, b) in enumerate(zip(inp.items, gens.tuned, gens.base, strict=True)):
+        row = {"prompt": p, "generated": t["text"], "base_generated": b["text"], "source": src,
+               "stopped": t["stopped"], "base_stopped": b["stopped"],
+               "p_user": clf.per_text.get("tuned", [None] * n)[i],
+               "base_p_user": clf.per_text.get("base", [None] * n)[i]}
+        if ref is not None:
+            row["reference"] = ref
+        results.append(row)
+    return results
+
+
+def write_outputs(inp: EvalInputs, results: list[dict], out: dict, output: Path, report: Path | None) -> EvalResult:
+    """The results, ``metrics.json`` beside them, the report, and the adapter's ``evaluation.json``."""
     write_json(output, results)
     metrics_path = output.with_name(EVAL_METRICS)
-    write_json(metrics_path, metrics)
-    report_path = None
-    if report:
-        from .report import write_report
-
-        report_path = write_report(Path(report), results, metrics)
-    art.write_evaluation({
-        "evaluated": metrics["evaluated"],
+    write_json(metrics_path, out)
+    report_path = write_report(Path(report), results, out) if report else None
+    Adapter(inp.adapter).write_evaluation({
+        "evaluated": out["evaluated"],
         "results": str(output.resolve()),
         "metrics": str(metrics_path.resolve()),
         "report": str(report_path.resolve()) if report_path else None,
-        "summary": headline(metrics),
-        "gate": gate,
+        "summary": headline(out),
+        "gate": out["gate"],
     })
-    res = EvalResult(output, metrics_path, metrics, report_path, gate)
-    if fail_on_gate and not gate["passed"]:
-        err = MailvoiceError("evaluation gate failed: " + "; ".join(gate["failures"]), exit_code=GATE_EXIT_CODE)
-        err.result = res
-        raise err
-    return res
+    return EvalResult(output, metrics_path, out, report_path, out["gate"])
 
 
 def _emailai_rows(data_dir: Path | None, limit: int) -> list[dict]:

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import resource
-import signal
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from pathlib import Path
 from ..artifacts import FINAL, RETRIEVAL, RETRIEVAL_META, TRAINING_SUMMARY, find_retrieval
 from ..chat import ChatFormat, format_for, pad_token_for
 from ..errors import MailvoiceError
+from ..models import hf_id_of, resolve_base_model
 from ..workspace import make_private_dir, privatise_tree, read_jsonl, write_json
 from .config import TrainConfig
 
@@ -153,6 +154,143 @@ class TrainResult:
     summary: dict = field(default_factory=dict)
 
 
+@dataclass
+class TrainData:
+    """The user's rows, tokenized for the base model, and what tokenizing cost."""
+
+    train_path: Path
+    val_path: Path | None
+    base: str
+    tok: object
+    fmt: ChatFormat
+    train_rows: list[dict]
+    val_rows: list[dict]
+    tstats: TokenizeStats
+    vstats: TokenizeStats
+
+
+def load_data(cfg: TrainConfig, data_dir: Path) -> TrainData:
+    """Step 1: the prepared dataset → token rows with the reply-only loss mask."""
+    train_path = Path(data_dir) / cfg.train_file
+    val_path = Path(data_dir) / cfg.val_file if cfg.val_file else None
+    if not train_path.is_file():
+        raise MailvoiceError(f"training data not found: {train_path} (run prepare first)")
+    base = resolve_base_model(cfg.base_model)
+    tok, fmt = load_tokenizer(base)
+    tstats = TokenizeStats()
+    train_rows = tokenize_rows(tok, fmt, read_jsonl(train_path), cfg.model_max_length, tstats)
+    vstats = TokenizeStats()
+    val_rows = (
+        tokenize_rows(tok, fmt, read_jsonl(val_path), cfg.model_max_length, vstats)
+        if val_path and val_path.is_file()
+        else []
+    )
+    if not train_rows:
+        raise MailvoiceError("no training rows left after tokenization (all longer than model_max_length?)")
+    return TrainData(train_path, val_path, base, tok, fmt, train_rows, val_rows, tstats, vstats)
+
+
+@dataclass
+class RunPlan:
+    """How long the run is and how often it saves and evaluates."""
+
+    per_step: int
+    steps_per_epoch: int
+    total_steps: int
+    save_steps: int
+    eval_steps: int
+    has_val: bool
+
+
+def plan_run(cfg: TrainConfig, rows: int, has_val: bool) -> RunPlan:
+    """Step 2: epochs over the user's rows (``max_steps`` > 0 overrides) → steps and intervals."""
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(rows / per_step)
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.num_train_epochs)
+    # The original recipe saved every 100 steps and short runs never reached one: cap the interval.
+    save_steps = max(1, min(cfg.save_steps, total_steps // cfg.min_checkpoints))
+    eval_steps = max(1, min(cfg.eval_steps, save_steps))
+    return RunPlan(per_step, steps_per_epoch, total_steps, save_steps, eval_steps, has_val)
+
+
+def lora_config(cfg: TrainConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(cfg: TrainConfig, run_dir: Path, plan: RunPlan, device: str, dtype):
+    """Step 3: ``TrainConfig`` + the plan → TRL's ``SFTConfig`` (our rows are already tokenized)."""
+    import torch
+    from trl import SFTConfig
+
+    has_val, early = plan.has_val, bool(plan.has_val and cfg.early_stopping_patience)
+    # transformers 5.24 renamed gradient_checkpointing (now a deprecated alias); CUDA images often
+    # ship an older 5.x (5.17, say) that knows only the old name.
+    fields = SFTConfig.__dataclass_fields__
+    checkpointing_arg = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    return SFTConfig(
+        output_dir=str(run_dir),
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=int(cfg.warmup_ratio * plan.total_steps),
+        weight_decay=cfg.weight_decay,
+        logging_steps=min(cfg.logging_steps, max(1, plan.save_steps)),
+        save_strategy="steps",
+        save_steps=plan.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if has_val else "no",
+        eval_steps=plan.eval_steps if has_val else None,
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        greater_is_better=False if early else None,
+        **{checkpointing_arg: cfg.gradient_checkpointing},
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=cfg.report_to,
+        disable_tqdm=True,
+        padding_free=cfg.padding_free,
+        max_length=None,  # rows are truncated above, context first
+        completion_only_loss=None,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        save_only_model=False,
+        use_liger_kernel=cfg.use_liger_kernel and device == "cuda",
+        torch_compile=cfg.torch_compile,
+        # counted per step for the step log (tokens/s in bench/gpu/run.sh)
+        include_num_input_tokens_seen="all" if cfg.padding_free else "non_padding",
+    )
+
+
+def resume_checkpoint(resume: str | None, run_dir: Path, notice: Callable[[str], None] = print) -> str | None:
+    """``--resume-from-checkpoint``: ``auto`` (the newest complete one, if any) or a path."""
+    if resume == "auto":
+        found = find_checkpoint(run_dir)
+        if not found:
+            notice("no complete checkpoint found: starting from the beginning")
+        return str(found) if found else None
+    if resume:
+        if not (Path(resume) / "trainer_state.json").is_file():
+            raise MailvoiceError(f"not a complete checkpoint: {resume}")
+        return resume
+    return None
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -172,234 +310,127 @@ def train(
     overrides); the planned steps are announced before it starts and an ETA after the first
     steps. ``time_budget_s`` caps the wall time: the run saves and stops at the last step that
     fits, and the summary says what was cut (``time_budget``)."""
+    # torch, datasets, transformers and TRL load only when a run starts (seconds of imports).
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from transformers import EarlyStoppingCallback, PrinterCallback
+    from trl import SFTTrainer
 
-    from ..models import hf_id_of, resolve_base_model
+    from .callback import CheckpointCallback
 
     torch.manual_seed(cfg.seed)
-    train_path = Path(data_dir) / cfg.train_file
-    val_path = Path(data_dir) / cfg.val_file if cfg.val_file else None
-    if not train_path.is_file():
-        raise MailvoiceError(f"training data not found: {train_path} (run prepare first)")
-    base = resolve_base_model(cfg.base_model)
-    tok, fmt = load_tokenizer(base)
-    tstats = TokenizeStats()
-    train_rows = tokenize_rows(tok, fmt, read_jsonl(train_path), cfg.model_max_length, tstats)
-    vstats = TokenizeStats()
-    val_rows = (
-        tokenize_rows(tok, fmt, read_jsonl(val_path), cfg.model_max_length, vstats)
-        if val_path and val_path.is_file()
-        else []
-    )
-    if not train_rows:
-        raise MailvoiceError("no training rows left after tokenization (all longer than model_max_length?)")
-
+    data = load_data(cfg, data_dir)
     run_dir = make_private_dir(Path(run_dir))
-    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-    steps_per_epoch = math.ceil(len(train_rows) / per_step)
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.num_train_epochs)
-    # The original recipe saved every 100 steps and short runs never reached one: cap the interval.
-    save_steps = max(1, min(cfg.save_steps, total_steps // cfg.min_checkpoints))
-    eval_steps = max(1, min(cfg.eval_steps, save_steps))
-    has_val = bool(val_rows)
-    notice(plan_text(len(train_rows), per_step, cfg.num_train_epochs, cfg.max_steps, total_steps, time_budget_s))
+    plan = plan_run(cfg, len(data.train_rows), bool(data.val_rows))
+    notice(plan_text(len(data.train_rows), plan.per_step, cfg.num_train_epochs, cfg.max_steps, plan.total_steps,
+                     time_budget_s))
 
     device, dtype = pick_device_and_dtype(cfg)
-    model = load_model(cfg, base, notice)
-    model.config.pad_token_id = tok.pad_token_id
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.target_modules,
-        task_type="CAUSAL_LM",
-    )
+    model = load_model(cfg, data.base, notice)
+    model.config.pad_token_id = data.tok.pad_token_id
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
-    # transformers 5.24 renamed gradient_checkpointing (now a deprecated alias); CUDA images often
-    # ship an older 5.x (5.17, say) that knows only the old name.
-    fields = SFTConfig.__dataclass_fields__
-    checkpointing_arg = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-    args = SFTConfig(
-        output_dir=str(run_dir),
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=int(cfg.warmup_ratio * total_steps),
-        weight_decay=cfg.weight_decay,
-        logging_steps=min(cfg.logging_steps, max(1, save_steps)),
-        save_strategy="steps",
-        save_steps=save_steps,
-        save_total_limit=cfg.save_total_limit,
-        eval_strategy="steps" if has_val else "no",
-        eval_steps=eval_steps if has_val else None,
-        load_best_model_at_end=bool(has_val and cfg.early_stopping_patience),
-        metric_for_best_model="eval_loss" if has_val and cfg.early_stopping_patience else None,
-        greater_is_better=False if has_val and cfg.early_stopping_patience else None,
-        **{checkpointing_arg: cfg.gradient_checkpointing},
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to=cfg.report_to,
-        disable_tqdm=True,
-        padding_free=cfg.padding_free,
-        max_length=None,  # rows are truncated above, context first
-        completion_only_loss=None,
-        dataset_kwargs={"skip_prepare_dataset": True},
-        remove_unused_columns=False,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
-        save_only_model=False,
-        use_liger_kernel=cfg.use_liger_kernel and device == "cuda",
-        torch_compile=cfg.torch_compile,
-        # counted per step for the step log below (tokens/s in bench/gpu/run.sh)
-        include_num_input_tokens_seen="all" if cfg.padding_free else "non_padding",
-    )
+    args = sft_config(cfg, run_dir, plan, device, dtype)
     if cfg.use_liger_kernel and device != "cuda":
         notice("use_liger_kernel needs CUDA (Triton kernels); training without it")
 
-    stop_requested = {"signal": None}
-    # [step, seconds since training started, tokens seen]: per-step speed without a profiler.
-    step_log: list[list] = []
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    clock = StepClock(total_steps, time_budget_s)
-
-    class MailvoiceCallback(TrainerCallback):
-        """Progress, a completeness marker on every checkpoint, the upload hook, clean stops."""
-
-        def on_log(self, a, state, control, logs=None, **kw):
-            if progress:
-                progress(state.global_step, state.max_steps, dict(logs or {}))
-
-        def on_train_begin(self, a, state, control, **kw):
-            self.t0 = time.perf_counter()
-        def on_step_begin(self, a, state, control, **kw):
-            clock.begin(state.global_step)
-
-        def on_step_end(self, a, state, control, **kw):
-            sync()  # the GPU's queue, not the Python side, sets the step time
-            step_log.append([state.global_step, round(time.perf_counter() - self.t0, 4), int(state.num_input_tokens_seen or 0)])
-            if progress:
-                progress(state.global_step, state.max_steps, {})
-            eta = clock.end(state.global_step)
-            if eta is not None:
-                notice(eta)
-            if stop_requested["signal"] or clock.out_of_time(state.global_step):
-                control.should_save = True
-                control.should_training_stop = True
-
-        def on_save(self, a, state, control, **kw):
-            ckpt = run_dir / f"checkpoint-{state.global_step}"
-            if ckpt.is_dir():
-                privatise_tree(ckpt)
-                write_json(ckpt / COMPLETE_MARKER, {"step": state.global_step, "complete": True})
-                if on_checkpoint:
-                    on_checkpoint(ckpt)
-
-    callbacks = [MailvoiceCallback(), *(callbacks or [])]
-    if has_val and cfg.early_stopping_patience:
+    clock = StepClock(plan.total_steps, time_budget_s)
+    hook = CheckpointCallback(run_dir, clock, on_checkpoint=on_checkpoint, progress=progress, notice=notice,
+                              sync=torch.cuda.synchronize if device == "cuda" else (lambda: None))
+    callbacks = [hook, *(callbacks or [])]
+    if plan.has_val and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(val_rows) if has_val else None,
-        processing_class=tok,
-        peft_config=lora,
+        train_dataset=Dataset.from_list(data.train_rows),
+        eval_dataset=Dataset.from_list(data.val_rows) if plan.has_val else None,
+        processing_class=data.tok,
+        peft_config=lora_config(cfg),
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar replaces its raw dict prints
+    resume_path = resume_checkpoint(resume, run_dir, notice)
 
-    resume_path = None
-    if resume == "auto":
-        found = find_checkpoint(run_dir)
-        resume_path = str(found) if found else None
-        if not found:
-            notice("no complete checkpoint found: starting from the beginning")
-    elif resume:
-        if not (Path(resume) / "trainer_state.json").is_file():
-            raise MailvoiceError(f"not a complete checkpoint: {resume}")
-        resume_path = resume
-
-    def _on_signal(signum, frame):
-        stop_requested["signal"] = signal.Signals(signum).name
-
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     t0 = time.time()
-    try:
+    with hook.stop_on_signals():
         out = trainer.train(resume_from_checkpoint=resume_path)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
     wall = time.time() - t0
     if clock.stopped_at is not None:
-        notice(clock.report(trainer.state.global_step, steps_per_epoch)["message"]
+        notice(clock.report(trainer.state.global_step, plan.steps_per_epoch)["message"]
                + " (the learning-rate schedule was planned for the full run; resume with --resume-from-checkpoint auto)")
 
-    final = run_dir / FINAL
+    staged = stage_final(trainer, data.tok, run_dir)
+    retrieval = _carry_retrieval(Path(data_dir), staged)
+    summary = summarise(cfg, data, plan, trainer.state, out.training_loss, wall, device, clock, hook, retrieval)
+    final = save_final(staged, run_dir, summary)
+    return TrainResult(run_dir=run_dir, final_dir=final, summary=summary)
+
+
+def stage_final(trainer, tok, run_dir: Path) -> Path:
+    """The adapter and tokenizer into ``.final.tmp``: ``final/`` only ever appears complete."""
     tmp_final = run_dir / ".final.tmp"
     if tmp_final.exists():
-        import shutil
-
         shutil.rmtree(tmp_final)
     trainer.model.save_pretrained(str(tmp_final))
     tok.save_pretrained(str(tmp_final))
-    retrieval = _carry_retrieval(Path(data_dir), tmp_final)
-    history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
-    epochs_done = trainer.state.epoch or 0
-    trained_tokens = tstats.tokens * (epochs_done if cfg.max_steps <= 0 else trainer.state.global_step * per_step / max(len(train_rows), 1))
+    return tmp_final
+
+
+def summarise(cfg: TrainConfig, data: TrainData, plan: RunPlan, state, final_train_loss: float, wall: float,
+              device: str, clock: StepClock, hook, retrieval: dict | None) -> dict:
+    """``training_summary.json``: what was trained on, how long it ran, what it cost."""
+    import torch
+
+    tstats, vstats = data.tstats, data.vstats
+    history = state.log_history
+    epochs_done = state.epoch or 0
+    trained_tokens = tstats.tokens * (epochs_done if cfg.max_steps <= 0
+                                      else state.global_step * plan.per_step / max(len(data.train_rows), 1))
     summary = {
         "base_model": cfg.base_model,
         "base_hf_id": hf_id_of(cfg.base_model),
-        "base_path": base,
-        "chat_format": fmt.name,
+        "base_path": data.base,
+        "chat_format": data.fmt.name,
         "config": cfg.model_dump(),
-        "data_hash": data_hash(train_path, val_path) if val_path else data_hash(train_path),
+        "data_hash": data_hash(data.train_path, data.val_path) if data.val_path else data_hash(data.train_path),
         "rows": {"train": tstats.rows, "val": vstats.rows},
         "context_truncated": tstats.context_truncated + vstats.context_truncated,
         "dropped_too_long": tstats.dropped_too_long + vstats.dropped_too_long,
-        "steps": trainer.state.global_step,
-        "planned_steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
-        "time_budget": clock.report(trainer.state.global_step, steps_per_epoch),
-        "save_steps": save_steps,
+        "steps": state.global_step,
+        "planned_steps": plan.total_steps,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "time_budget": clock.report(state.global_step, plan.steps_per_epoch),
+        "save_steps": plan.save_steps,
         "epochs": epochs_done,
-        "train_loss": losses,
-        "eval_loss": eval_losses,
-        "final_train_loss": out.training_loss,
+        "train_loss": [h["loss"] for h in history if "loss" in h],
+        "eval_loss": [h["eval_loss"] for h in history if "eval_loss" in h],
+        "final_train_loss": final_train_loss,
         "wall_time_s": round(wall, 2),
         "tokens_per_s": round(trained_tokens / wall, 1) if wall > 0 else None,
         "useful_token_fraction": 1.0 if cfg.padding_free else None,
         "target_token_fraction": round(tstats.target_tokens / max(tstats.tokens, 1), 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "device": device,
-        "stopped_by": stop_requested["signal"],
-        "step_log": step_log,
+        "stopped_by": hook.stopped_by,
+        "step_log": hook.step_log,
         "retrieval": retrieval,
     }
     if device == "cuda":
         summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         summary["peak_gpu_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
-    write_json(tmp_final / TRAINING_SUMMARY, summary)
-    privatise_tree(tmp_final)
-    if final.exists():
-        import shutil
+    return summary
 
+
+def save_final(staged: Path, run_dir: Path, summary: dict) -> Path:
+    """The summary beside the weights, private modes, then one rename to ``final/``."""
+    final = run_dir / FINAL
+    write_json(staged / TRAINING_SUMMARY, summary)
+    privatise_tree(staged)
+    if final.exists():
         shutil.rmtree(final)
-    os.replace(tmp_final, final)
+    os.replace(staged, final)
     write_json(run_dir / TRAINING_SUMMARY, summary)
-    return TrainResult(run_dir=run_dir, final_dir=final, summary=summary)
+    return final
 
 
 def parse_duration(text: str) -> float:
@@ -487,8 +518,6 @@ class StepClock:
 def _carry_retrieval(data_dir: Path, final: Path) -> dict | None:
     """The prompts were built with retrieval (``prepare --rag``): the adapter carries its index,
     so evaluate and serving retrieve from the same emails with the same settings."""
-    import shutil
-
     src = find_retrieval(data_dir)
     if src is None:
         return None
