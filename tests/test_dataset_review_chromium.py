@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_review import SCRIPT, Tags, make_dataset
+from test_dataset_review import SCRIPT, Tags, make_dataset
 
 from mailvoice.dataset.review import write_review
 
