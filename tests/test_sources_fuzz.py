@@ -8,8 +8,6 @@ database written into the repo, and a generous per-example alarm that turns a ha
 failure (it is not a speed threshold: a correct example takes milliseconds).
 """
 
-import signal
-from contextlib import contextmanager
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,24 +17,11 @@ from mailvoice.controls import has_controls, strip_controls
 from mailvoice.sources import SourceStats
 from mailvoice.sources.filters import process_raw
 from mailvoice.sources.parse import BadMessage, header_problem, parse_message
+from test_sources_hostile import deadline  # one alarm-based hang guard for both
 
 ME = "dana@example.com"
 BOUNDED = settings(max_examples=150, deadline=None, database=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-@contextmanager
-def no_hang(seconds: int = 30):
-    def boom(*_):
-        raise TimeoutError("example did not finish: a hang")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 # Text that mail really carries plus everything hostile: escapes, C0/C1, surrogate-ish bytes.
@@ -91,7 +76,7 @@ def _check_record(rec):
 
 
 def _parse_everything(raw: bytes):
-    with no_hang():
+    with deadline(30):
         assert header_problem(raw) in (None, "header_too_large", "too_many_headers", "header_field_too_large")
         try:
             rec = parse_message(raw, source="fuzz")
@@ -121,7 +106,7 @@ def test_structured_hostile_mime(raw):
 @BOUNDED
 @given(text, st.one_of(st.none(), text.map(lambda t: f"<div>{t}<blockquote>{t}</blockquote>&#27;[31m&#x9b;</div>")))
 def test_cleaner_never_returns_controls(body, html):
-    with no_hang():
+    with deadline(30):
         ex = extract_author_text(body, html)
         for value in (ex.text, ex.quoted or "", *(z.text for z in ex.removed)):
             assert not has_controls(value), repr(value)
