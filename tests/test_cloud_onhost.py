@@ -126,3 +126,14 @@ def test_preempted_host_resumes_from_the_bucket_and_fetch_cleans_up(s3, tiny_mod
     assert rec["state"] == "fetched" and rec["result"]["steps"] == 12
     thr = json.loads((ws / "cloud-throughput.json").read_text())["runs"]
     assert thr[-1]["job"] == job and thr[-1]["gpu"] == "RTX4090"
+
+
+def test_a_swapped_user_and_bucket_is_refused_and_writes_nothing(tmp_path, monkeypatch):
+    """The user id is checked before any key is built: the bucket URL passed as the user (the
+    old argument order) once wrote ``dana_1/s3:/…`` files into the working directory."""
+    from mailvoice.errors import MailvoiceError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MailvoiceError, match="invalid user id"):
+        remote.write_status("s3://cloud-test/mv", "dana_1", "job-1", state="training")
+    assert list(tmp_path.iterdir()) == []

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 from ..vault import BackupInfo, Vault, list_backups
 from ..vault.store import Store
+from ..workspace import validate_user_id
 
 FORMAT = "mailvoice-cloud/1"
 _STEP = re.compile(r"^runs/([^/]+)/checkpoint-(\d+)/")
 
 
 def status_key(user_id: str, job: str) -> str:
-    return f"{user_id}/cloud/{job}.json"
+    # validated, so a call with the user and the destination swapped fails instead of writing
+    # "<user>/s3:/bucket/…" into the working directory
+    return f"{validate_user_id(user_id)}/cloud/{job}.json"
 
 
 def read_status(user_id: str, dest_url: str, job: str, storage_options=None) -> dict | None:
