@@ -598,3 +598,29 @@ def test_deploy_reads_the_adapter_through_artifacts_not_evaluate(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
     assert "org/base" in (tmp_path / "models" / "emailai-ana" / "vllm-serve.sh").read_text()
+
+
+def test_deploy_records_the_adapters_own_evaluation_not_the_newest_in_the_workspace(tmp_path):
+    """Two adapters evaluated into the same eval folder, B after A: A's deploy record carries A's
+    scores (its evaluation.json names them), and none once A's weights changed."""
+    import time
+
+    from mailvoice.artifacts import Adapter
+    from mailvoice.deploy.pipeline import _eval_scores
+
+    arts = {}
+    for name, score in (("a", 0.41), ("b", 0.93)):
+        d = tmp_path / "runs" / name / "final"
+        d.mkdir(parents=True)
+        (d / "adapter_config.json").write_text("{}")
+        (d / "adapter_model.safetensors").write_bytes(name.encode())
+        metrics = tmp_path / "eval" / name / "metrics.json"
+        metrics.parent.mkdir(parents=True)
+        metrics.write_text(json.dumps({"voice_score": score}))
+        Adapter(d).write_evaluation({"metrics": str(metrics), "gate": {"passed": True}})
+        arts[name] = Adapter(d)
+        time.sleep(0.01)
+    assert _eval_scores(arts["a"], None)["voice_score"] == 0.41
+    assert _eval_scores(arts["b"], None)["voice_score"] == 0.93
+    (arts["a"].path / "adapter_model.safetensors").write_bytes(b"retrained")
+    assert _eval_scores(arts["a"], None) is None

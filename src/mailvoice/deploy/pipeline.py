@@ -69,9 +69,17 @@ class DeployResult:
     gateway_command: str | None = None  # the `mailvoice gateway` line the gateway set-up needs
 
 
-def _eval_scores(adapter: Path, explicit: Path | None, space) -> dict | None:
-    cands = [explicit] if explicit else [adapter / EVAL_METRICS, adapter.parent / EVAL_METRICS,
-                                         *sorted(space.eval.glob(f"**/{EVAL_METRICS}"), key=lambda p: p.stat().st_mtime, reverse=True)]
+def _eval_scores(art: Adapter, explicit: Path | None) -> dict | None:
+    """The scores of this adapter's own evaluation: the metrics its ``evaluation.json`` names
+    (only while the weights are those evaluated), else a ``metrics.json`` beside the adapter.
+    Never the newest file in the workspace: that may be another adapter's."""
+    ev = None
+    try:
+        ev = art.evaluation
+    except MailvoiceError:
+        pass
+    recorded = Path(ev["metrics"]) if ev and ev.get("metrics") and ev.get("adapter_sha256") == art.digest() else None
+    cands = [explicit] if explicit else [recorded, art.path / EVAL_METRICS, art.path.parent / EVAL_METRICS]
     for p in cands:
         if p and Path(p).is_file():
             try:
@@ -197,7 +205,7 @@ def deploy(model: Path, user_id: str, space, opts: DeployOptions, log=print) -> 
         "lora_gguf": str(lora_gguf) if lora_gguf else None,
         "lora_gguf_bytes": lora_gguf.stat().st_size if lora_gguf else None,
         "modelfile": str(modelfile),
-        "evaluation": _eval_scores(adapter, opts.eval_metrics, space),
+        "evaluation": _eval_scores(art, opts.eval_metrics),
         "emails": emails,  # the gateway routes EmailAI's drafting calls for these accounts here
         "llama_cpp": tc.describe().get("version") or tc.source,
     }
