@@ -245,3 +245,18 @@ def test_cli_review_prints_numbers_not_mail(dataset, tmp_path, capsys, monkeypat
         assert secret not in text
     assert main(["review", str(tmp_path / "nothing")]) == 1
     assert "error: no dataset_alpaca.json" in capsys.readouterr().err
+
+
+def test_review_removes_what_training_removed_stored_signatures_included(tmp_path):
+    """A signature stored in EmailAI (known to prepare, seen in one email only, so not learnable)
+    is removed in training; the review reads the same clean-profile.json and shows it removed."""
+    recs = sample_records()
+    stored = "Onward and upward, as the orchard crew always says on Tuesdays"
+    recs[11] = _rec(11, "Sounds good, let's meet Tuesday at the studio to go over it.\n\nDana\n" + stored + "\n",
+                    mid=QUOTED)
+    d = tmp_path / "data"
+    build_dataset(recs, d, DatasetOptions(min_emails=3), known_signatures=[stored])
+    write_records(recs, d / "records.jsonl")
+    card = {c.id: c for c in build_review(d, sample=100).samples}[eid(QUOTED)]
+    assert "orchard crew" not in card.output
+    assert any("orchard crew" in z.text for z in card.zones)

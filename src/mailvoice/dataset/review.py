@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..artifacts import MANIFEST, RECORDS
-from ..clean import extract_author_text, learn_signatures
+from ..artifacts import CLEAN_PROFILE, MANIFEST, RECORDS
 from ..errors import MailvoiceError
 from ..sources.jsonl import read_records
 from ..workspace import write_text
+from .clean_profile import clean_record, learn_profile, read_profile
 
 DEFAULT_NAME = "review.html"
 
@@ -131,12 +131,15 @@ def _removed_zones(dataset_dir: Path, wanted: set[str]) -> dict[str, tuple[Remov
     if not path.is_file():
         return None
     records = list(read_records(path))
-    signatures = learn_signatures([r.text or "" for r in records])  # the same input build.py learns from
+    # the profile prepare cleaned with (learned and stored signatures); an older dataset without
+    # one gets the learned part again from the same records
+    prof = dataset_dir / CLEAN_PROFILE
+    profile = read_profile(prof) if prof.is_file() else learn_profile(records)
     out: dict[str, tuple[RemovedZone, ...]] = {}
     for rec in records:
         eid = example_id(rec.message_id)
         if eid in wanted and eid not in out:
-            ex = extract_author_text(rec.text, rec.html, signatures=signatures)
+            ex = clean_record(rec, profile)
             out[eid] = tuple(RemovedZone(z.kind, z.reason, z.text) for z in ex.removed)
     return out
 
