@@ -571,6 +571,18 @@ def test_write_reply_to_is_pii_scrubbed_like_the_gateway(tmp_path):
         "Call me on <PHONE> or write to <EMAIL>. The staging key is <SECRET>. Can we talk Tuesday?"))
 
 
+def test_write_reply_to_with_a_hostile_header_is_one_error_before_any_parsing(tmp_path):
+    """The header caps of every mail source apply to --reply-to too: a 100 KB To: list is refused
+    by size, not parsed."""
+    from mailvoice.errors import MailvoiceError
+    from mailvoice.gateway.compose import instruction_from
+
+    eml = tmp_path / "in.eml"
+    eml.write_bytes(b"From: a@example.org\r\nTo: " + b"x@example.org, " * 7_000 + b"\r\nSubject: Hi\r\n\r\nHello\r\n")
+    with pytest.raises(MailvoiceError, match="header field too large"):
+        instruction_from("say yes", eml)
+
+
 def test_mcp_server_exposes_draft_email_only_for_its_users(upstream, tmp_path):
     import asyncio
 

@@ -15,14 +15,18 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from pathlib import Path
 
 import httpx
 
 from ..artifacts import TRAIN_CHAT, Adapter, find_retrieval
 from ..chat import SYSTEM_PROMPT, instruction_for, recipient_name, reply_subject
-from ..errors import MailvoiceError
+from ..clean import extract_author_text
 from ..dataset.pii import scrub_subject
+from ..errors import MailvoiceError
+from ..sources import parse_message
+from ..sources.parse import header_problem, parse_bytes
 from .emailai_calls import protected_names, scrub_text
 
 
@@ -51,20 +55,17 @@ def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str =
 
     if reply_to is None:
         return build(subject, recipient, None)
-    from email.parser import BytesHeaderParser
-    from email.utils import getaddresses
-
-    from ..clean import extract_author_text
-    from ..sources import parse_message
-
     p = Path(reply_to)
     if not p.is_file():
         raise MailvoiceError(f"file not found: {p}")
     raw = p.read_bytes()
+    problem = header_problem(raw)  # the caps every mail source applies, before any parsing
+    if problem:
+        raise MailvoiceError(f"cannot read {p.name} ({problem.replace('_', ' ')})")
     rec = parse_message(raw, source=f"eml:{p.name}")
     body = extract_author_text(rec.text, rec.html).text
     try:
-        h = BytesHeaderParser().parsebytes(raw)
+        h = parse_bytes(raw)
         names = [n for n, _ in getaddresses([str(v) for v in (h.get_all("to") or []) + (h.get_all("cc") or [])])]
     except Exception:  # noqa: BLE001 - a header surprise only costs the protection of names
         names = []
