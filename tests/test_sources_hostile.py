@@ -189,6 +189,9 @@ def test_strip_and_escape_controls():
     s = "a\x1b[31mred\x1b[0m\x1b]52;c;Zm9v\x07b\x9b2Jc\x1b]8;;http://x\x1b\\d\x00e\tf\r\ng\rh\x85"
     assert strip_controls(s) == "aredbcde\tf\ng\nh"
     assert escape_controls("x\x1b]52;c;Zm9v\x07\n\ty\x9b") == "x\\x1b]52;c;Zm9v\\x07\n\ty\\x9b"
+    # bidi overrides/isolates go (CVE-2021-42574), right-to-left marks stay
+    assert strip_controls("invoice\u202egnp.exe \u2066x\u2069 \u200fשלום") == "invoicegnp.exe x \u200fשלום"
+    assert escape_controls("a\u202eb") == "a\\u202eb"
 
 
 def test_explain_cli_never_prints_escapes(tmp_path):

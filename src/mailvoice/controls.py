@@ -21,12 +21,14 @@ _SEQUENCES = re.compile(
     r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"  # OSC/DCS/SOS/PM/APC … BEL or ST
     r"|\x1b[ -/]*[0-~]?"  # any other escape (nF, Fp, Fe, Fs) or a lone ESC
 )
-# C0 except TAB and LF, DEL, and C1. (CR is turned into LF first.)
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 except TAB and LF, DEL, and C1 (CR is turned into LF first); and the Unicode bidi embeddings,
+# overrides and isolates (U+202A–U+202E, U+2066–U+2069): "Trojan Source" (CVE-2021-42574) shows
+# text in an order other than the one it is read in. LRM/RLM/ALM marks stay (right-to-left mail).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _CR = re.compile(r"\r\n?")
-_ANY = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\r]")  # one scan decides: most text has none
+_ANY = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\r\u202a-\u202e\u2066-\u2069]")  # one scan: most text has none
 # Everything a terminal might act on, for escaping on output (TAB and LF print as they are).
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def strip_controls(text: str) -> str:
