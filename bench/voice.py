@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import re
 import statistics
 import sys
 import tempfile
@@ -52,10 +52,30 @@ def authors(min_emails: int, max_emails: int) -> dict[str, list[Path]]:
     return dict(sorted(keep.items(), key=lambda kv: (-len(kv[1]), kv[0])))
 
 
+_LIST_HEADER = re.compile(rb"^(list-[a-z-]+|precedence|x-mailing-list|mailing-list):", re.I)
+
+
+def as_sent_copy(raw: bytes) -> bytes:
+    """The corpus is received mail: the list server added ``List-*`` and ``Precedence`` on the way
+    out, and ``prepare`` rightly drops such mail as bulk. The author's own Sent copy has none of
+    them, so they (and their folded continuation lines) are removed from the header block."""
+    head, sep, body = raw.partition(b"\n\n")
+    kept, dropping = [], False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = bool(_LIST_HEADER.match(line))
+        if not dropping:
+            kept.append(line)
+    return b"\n".join(kept) + sep + body
+
+
 def eml_dir(paths: list[Path], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for i, p in enumerate(paths):
-        shutil.copy(p, out / f"{i:04d}.eml")
+        (out / f"{i:04d}.eml").write_bytes(as_sent_copy(p.read_bytes()))
     return out
 
 
@@ -72,13 +92,18 @@ def main() -> None:
     ap.add_argument("--max-val-prompts", type=int, default=16)
     ap.add_argument("--val-fraction", type=float, default=0.25,
                     help="held out per author (0.1 leaves 4 of 40: too few for the discriminator's 5 pairs)")
+    ap.add_argument("--lr", type=float, default=None, help="default: the CPU preset's")
+    ap.add_argument("--rank", type=int, default=None, help="LoRA rank (alpha = 2 × rank); default: the preset's")
+    ap.add_argument("--note-share", type=float, default=None, help="share of prompts with notes; default: prepare's")
+    ap.add_argument("--decoding", default="served",
+                    help="comma list, each evaluated on the same adapter: served (the Modelfile's sampling "
+                         "parameters, what a user gets) or greedy")
     ap.add_argument("--out", type=Path, default=Path("voice-bench.json"))
     args = ap.parse_args()
 
     from mailvoice.dataset.build import DatasetOptions
     from mailvoice.dataset.prepare import prepare
     from mailvoice.errors import MailvoiceError
-    from mailvoice.evaluate.generate import GenOptions
     from mailvoice.evaluate.run import EvalOptions, evaluate
     from mailvoice.train.config import load_config
     from mailvoice.train.run import parse_duration, train
@@ -99,7 +124,8 @@ def main() -> None:
             t = time.time()
             try:
                 prepare(sources=[f"eml:{eml_dir(found[a], tmp / f'a{i}' / 'mail')}"], out_dir=tmp / f"a{i}" / "data",
-                        user_emails=[a], opts=DatasetOptions(min_emails=20, val_fraction=args.val_fraction),
+                        user_emails=[a], opts=DatasetOptions(min_emails=20, val_fraction=args.val_fraction,
+                                            **({"note_share": args.note_share} if args.note_share is not None else {})),
                         notice=lambda m: None)
                 data[a] = (tmp / f"a{i}" / "data", time.time() - t)
             except MailvoiceError as e:
@@ -108,46 +134,71 @@ def main() -> None:
             if a not in data:
                 continue
             d, t_prep = data[a]
-            control = eml_dir([p for b in chosen if b != a for p in found[b]], tmp / f"a{i}" / "control")
+            # the control set: every other author's mail, prepared as a dataset folder with their
+            # addresses (given a mail folder, evaluate would keep only its most frequent sender)
+            control = tmp / f"a{i}" / "control"
+            others = [b for b in found if b != a]
+            prepare(sources=[f"eml:{eml_dir([p for b in others for p in found[b]], tmp / f'a{i}' / 'control-mail')}"],
+                    out_dir=control, user_emails=others, opts=DatasetOptions(min_emails=10), notice=lambda m: None)
             cfg = load_config(ROOT / "configs" / "lora-config-cpu.yaml",
-                              {"num_train_epochs": args.epochs, "max_steps": args.max_steps, "report_to": []})
+                              {"num_train_epochs": args.epochs, "max_steps": args.max_steps, "report_to": [],
+                               "learning_rate": args.lr, "lora_r": args.rank,
+                               "lora_alpha": 2 * args.rank if args.rank else None})
             t = time.time()
             res = train(cfg, data_dir=d, run_dir=tmp / f"a{i}" / "run", notice=lambda m: print("  " + m, flush=True),
                         time_budget_s=budget)
             t_train = time.time() - t
-            t = time.time()
             prompts = tmp / f"a{i}" / "prompts.json"
             prompts.write_text("[]")  # only the author's own held-out prompts: they have real replies
-            try:
-                ev = evaluate(res.final_dir, prompts, tmp / f"a{i}" / "eval" / "results.json",
-                              EvalOptions(data_dir=d, control_data=control, max_val_prompts=args.max_val_prompts,
-                                          gen=GenOptions(max_new_tokens=args.max_new_tokens), fail_on_gate=False,
-                                          compare_rag=False))
-            except MailvoiceError as e:
-                print(f"author {i}: evaluate failed ({e})", flush=True)
-                continue
-            t_eval = time.time() - t
-            m = ev.metrics
-            row = {"author": f"author {i + 1 + args.skip}", "train_rows": m["train_rows"], "val_rows": m["val_rows"],
-                   "steps": res.summary["steps"], "epochs": round(res.summary["epochs"] or 0, 2),
-                   "wall_s": {"prepare": round(t_prep), "train": round(t_train), "evaluate": round(t_eval)}}
-            for side in ("base", "tuned"):
-                row[side] = {
-                    "voice_score": m["voice"]["voice_score"].get(side),
-                    "above_ceiling": (m["voice"].get("above_ceiling") or {}).get(side),
-                    "habit_ratio": m["features"]["habit_ratio"].get(side),
-                    "auc": (m["discriminator"].get(side) or {}).get("auc"),
-                    "stop_rate": m["stop_rate"][side],
-                    "novelty": m["novelty"][side]["novelty"],
-                    "rouge_l": (m["content"].get(side) or {}).get("rouge_l"),
-                    "note_coverage": (m["notes"].get(side) or {}).get("coverage"),
-                }
-            row["user_specific_gain"] = m["perplexity"]["user_specific_gain"]
-            row["habit_ratio_other_authors"] = m["features"]["habit_ratio"].get("other_authors")
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for dec in args.decoding.split(","):
+                t = time.time()
+                try:
+                    ev = evaluate(res.final_dir, prompts, tmp / f"a{i}" / f"eval-{dec}" / "results.json",
+                                  EvalOptions(data_dir=d, control_data=control, max_val_prompts=args.max_val_prompts,
+                                              gen=decoding(dec, args.max_new_tokens), fail_on_gate=False,
+                                              compare_rag=False))
+                except MailvoiceError as e:
+                    print(f"author {i}: evaluate failed ({e})", flush=True)
+                    continue
+                row = summary_row(ev.metrics, res.summary, f"author {i + 1 + args.skip}", dec,
+                                  {"prepare": round(t_prep), "train": round(t_train), "evaluate": round(time.time() - t)})
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "authors": rows}, indent=1))
     print(table(rows))
+
+
+def decoding(name: str, max_new_tokens: int):
+    """greedy: evaluate's old default; served: what deploy's Modelfile serves (temperature, top_p,
+    repeat penalty), with evaluate's per-row seeds so a rerun draws the same texts."""
+    from mailvoice.deploy.modelfile import EMAIL_PARAMETERS
+    from mailvoice.evaluate.generate import GenOptions
+
+    if name == "greedy":
+        return GenOptions(max_new_tokens=max_new_tokens, temperature=0.0)
+    if name == "served":
+        return GenOptions(max_new_tokens=max_new_tokens, temperature=EMAIL_PARAMETERS["temperature"],
+                          top_p=EMAIL_PARAMETERS["top_p"], repetition_penalty=EMAIL_PARAMETERS["repeat_penalty"])
+    sys.exit(f"error: unknown decoding {name!r} (greedy or served)")
+
+
+def summary_row(m: dict, train_summary: dict, author: str, dec: str, wall_s: dict) -> dict:
+    row = {"author": author, "decoding": dec, "train_rows": m["train_rows"], "val_rows": m["val_rows"],
+           "steps": train_summary["steps"], "epochs": round(train_summary["epochs"] or 0, 2), "wall_s": wall_s}
+    for side in ("base", "tuned"):
+        row[side] = {
+            "voice_score": m["voice"]["voice_score"].get(side),
+            "above_ceiling": (m["voice"].get("above_ceiling") or {}).get(side),
+            "habit_ratio": m["features"]["habit_ratio"].get(side),
+            "auc": (m["discriminator"].get(side) or {}).get("auc"),
+            "stop_rate": m["stop_rate"][side],
+            "novelty": m["novelty"][side]["novelty"],
+            "rouge_l": (m["content"].get(side) or {}).get("rouge_l"),
+            "note_coverage": (m["notes"].get(side) or {}).get("coverage"),
+        }
+    row["user_specific_gain"] = m["perplexity"]["user_specific_gain"]
+    row["habit_ratio_other_authors"] = m["features"]["habit_ratio"].get("other_authors")
+    return row
 
 
 def _f(v, d=2, star=False):
@@ -160,19 +211,21 @@ def table(rows: list[dict]) -> str:
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         b, t = r["base"], r["tuned"]
-        out.append(f"| {r['author']} | {r['train_rows']}/{r['val_rows']} | {r['steps']} ({r['epochs']}) "
+        out.append(f"| {r['author']} ({r['decoding']}) | {r['train_rows']}/{r['val_rows']} | {r['steps']} ({r['epochs']}) "
                    f"| {_f(b['voice_score'], star=b['above_ceiling'])} → {_f(t['voice_score'], star=t['above_ceiling'])} "
                    f"| {_f(b['habit_ratio'])} → {_f(t['habit_ratio'])} ({_f(r['habit_ratio_other_authors'])}) "
                    f"| {_f(b['auc'])} → {_f(t['auc'])} | {_f(t['stop_rate'])} | {_f(t['novelty'], 3)} "
                    f"| {_f(r['user_specific_gain'], 3)} | {_f(b['rouge_l'], 3)} → {_f(t['rouge_l'], 3)} "
                    f"| {_f(b['note_coverage'])} → {_f(t['note_coverage'])} "
                    f"| {r['wall_s']['prepare']}/{r['wall_s']['train']}/{r['wall_s']['evaluate']} |")
-    if rows:
+    for dec in dict.fromkeys(r["decoding"] for r in rows):  # one mean row per decoding
+        rs = [r for r in rows if r["decoding"] == dec]
+
         def mean(side, k):
-            xs = [r[side][k] for r in rows if r[side][k] is not None]
+            xs = [r[side][k] for r in rs if r[side][k] is not None]
             return statistics.mean(xs) if xs else None
-        gains = [r["user_specific_gain"] for r in rows if r["user_specific_gain"] is not None]
-        out.append(f"| mean | | | {_f(mean('base', 'voice_score'))} → {_f(mean('tuned', 'voice_score'))} "
+        gains = [r["user_specific_gain"] for r in rs if r["user_specific_gain"] is not None]
+        out.append(f"| mean ({dec}) | | | {_f(mean('base', 'voice_score'))} → {_f(mean('tuned', 'voice_score'))} "
                    f"| {_f(mean('base', 'habit_ratio'))} → {_f(mean('tuned', 'habit_ratio'))} | {_f(mean('base', 'auc'))} → "
                    f"{_f(mean('tuned', 'auc'))} | {_f(mean('tuned', 'stop_rate'))} | {_f(mean('tuned', 'novelty'), 3)} "
                    f"| {_f(statistics.mean(gains) if gains else None, 3)} | {_f(mean('base', 'rouge_l'), 3)} → "

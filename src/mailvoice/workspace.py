@@ -110,7 +110,8 @@ def user_space(user_id: str, root: str | os.PathLike | None = None) -> UserSpace
 
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temp file beside ``path`` (0600); rename over ``path`` only if the block succeeds."""
+    """Open a temp file beside ``path`` (0600); rename over ``path`` only if the block succeeds
+    (file and folder fsynced: after a crash the path holds the old or the new content, whole)."""
     path = Path(path)
     make_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -126,6 +127,12 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    with contextlib.suppress(OSError):  # the rename itself survives a crash once the folder is synced
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -35,7 +35,6 @@ import logging
 import os
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from mailvoice.errors import MailvoiceError
 from mailvoice.sources.base import MAX_MESSAGE_BYTES, RawMail, Source
 from mailvoice.sources.parse import parse_message
+from mailvoice.workspace import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -320,31 +320,13 @@ def load_state(path: Path) -> dict:
 
 
 def save_state(path: Path, data: dict) -> None:
-    """Atomic write (temp file in the same dir, fsync, rename), mode 0600."""
-    path = Path(path)
+    """Atomic, durable, 0600 (``workspace.atomic_open``); a failure is one clear error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise MailvoiceError(f"cannot write IMAP state file {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)
+        with atomic_open(Path(path)) as f:
             json.dump(data, f, indent=2, sort_keys=True)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise MailvoiceError(f"cannot write IMAP state file {path}: {e.strerror}") from None
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 # --------------------------------------------------------------------------- connection
