@@ -278,13 +278,12 @@ def train(
     data_dir, run_dir = _train_paths(cfg, user_id, data, output, workspace)
     hook = None
     if backup_to:
-        from .vault import make_checkpoint_hook
+        from .vault import Method, Vault
 
         if not user_id:
             raise MailvoiceError("--backup-to needs --user-id (backups are per user)")
-        recipients = recipient or [r for r in os.environ.get("MAILVOICE_AGE_RECIPIENTS", "").split(",") if r]
-        hook = make_checkpoint_hook(backup_to, user_id, recipients or None, passphrase_file=passphrase_file,
-                                    root=workspace, storage_options=_storage(backup_to))
+        hook = Vault.open(backup_to, Method.url).checkpoint_hook(user_id, recipient, passphrase_file=passphrase_file,
+                                                                 root=workspace)
     result = _run_training(cfg, data_dir, run_dir, resume_from_checkpoint, hook, budget_s)
     s = result.summary
     ui.out.print(
@@ -513,13 +512,6 @@ Method = Annotated[MethodChoice, typer.Option("--method", help="url: any fsspec 
 Identity = Annotated[Optional[Path], typer.Option("--identity", envvar="MAILVOICE_AGE_IDENTITY_FILE", help="age identity file (never pass keys on argv).")]
 Passphrase = Annotated[Optional[Path], typer.Option("--passphrase-file", help="File holding a backup passphrase.")]
 BackupId = Annotated[Optional[str], typer.Option("--backup-id")]
-
-
-def _storage(dest: str) -> dict | None:
-    """fsspec options for train's --backup-to URL."""
-    from .vault import Method, Vault
-
-    return Vault.open(dest, Method.url).storage_options
 
 
 def _key_files(identity: Path | None, passphrase_file: Path | None) -> None:

@@ -60,10 +60,6 @@ def dest_url(bucket: str) -> str:
     return bucket
 
 
-def _storage(url: str):
-    return storage_options(url) if url.startswith(("s3://", "s3a://")) else None
-
-
 def _source_root() -> Path | None:
     root = Path(__file__).resolve().parents[3]
     return root if (root / "pyproject.toml").is_file() and (root / "src" / "mailvoice").is_dir() else None
@@ -203,7 +199,7 @@ def prepare(
         raise MailvoiceError(f"no workspace for user {user_id!r}")
     gpu = check_gpu(gpu)
     url = dest_url(bucket)
-    so = _storage(url)
+    so = storage_options(url)
     cfg = load_config(config)
     est = estimate_cost(cfg, space.data, gpu, price_per_hour=price_per_hour, tokens_per_s=tokens_per_s, root=workspace)
     keys = resolve_keys(recipients, identity_file, url, cfg.base_model)
@@ -388,7 +384,7 @@ def status(user_id: str | None = None, job: str | None = None, workspace=None) -
     out = []
     for r in recs:
         try:
-            rem = remote.read_status(r["user_id"], r["bucket"], r["job"], _storage(r["bucket"]))
+            rem = remote.read_status(r["user_id"], r["bucket"], r["job"], storage_options(r["bucket"]))
         except Exception as e:  # storage unreachable: say so, keep going
             rem = {"state": f"unreadable ({type(e).__name__})"}
         out.append(JobStatus(r["job"], r["user_id"], r.get("state", "?"), (states.get(r["job"]) or {}).get("status"),
@@ -430,7 +426,7 @@ def fetch(
     else:
         rec = find_record(user_id, job, workspace)
     job, url = rec["job"], rec["bucket"]
-    so = _storage(url)
+    so = storage_options(url)
     st = remote.read_status(user_id, url, job, so)
     if not st or st.get("state") != "done" or not st.get("final_backup"):
         state = (st or {}).get("state", "not started")

@@ -75,10 +75,6 @@ def _gpu_name() -> str:
         return "unknown"
 
 
-def _storage(bucket: str):
-    return storage_options(bucket) if bucket.startswith(("s3://", "s3a://")) else None
-
-
 def _pick_data_backup(user_id: str, bucket: str, so, backup_id: str | None) -> str:
     full = [b for b in list_backups(user_id, bucket, storage_options=so)
             if b.kind == "full" and "data" in (b.manifest or {}).get("parts", [])]
@@ -103,7 +99,7 @@ def run(
     keep_checkpoints: int = 2,
 ) -> int:
 
-    so = _storage(bucket)
+    so = storage_options(bucket)
     space = user_space(user_id, workspace).ensure()
     run_dir = space.runs / job
     status = remote.read_status(user_id, bucket, job, so) or {}
@@ -186,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                    keep_checkpoints=a.keep_checkpoints)
     except MailvoiceError as e:
         try:
-            remote.write_status(a.user_id, a.bucket, a.job, _storage(a.bucket), state="failed", error=str(e))
+            remote.write_status(a.user_id, a.bucket, a.job, storage_options(a.bucket), state="failed", error=str(e))
         except Exception:
             pass
         print(f"error: {e}", file=sys.stderr)
