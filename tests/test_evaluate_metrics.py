@@ -296,3 +296,15 @@ def test_gate_checks_the_new_measures():
     m["discriminator"] = {"tuned": {"auc": None, "reason": "not enough data to judge: 2 real/generated pairs (need 5)"}}
     g = run_gate(m, max_discriminator_auc=0.75)
     assert not g["passed"] and "cannot be judged" in g["failures"][0] and "need 5" in g["failures"][0]
+
+
+def test_own_stop_rate_counts_the_replies_that_fit_with_their_end_token():
+    from mailvoice.evaluate.run import own_stop_rate
+
+    def tok(text, add_special_tokens=False):  # one token per word, like a word-level tokenizer
+        return {"input_ids": text.split()}
+
+    replies = ["one two three", "a b c d e f g h i", "x"]
+    assert own_stop_rate(tok, replies, 4) == 2 / 3  # 3 words + end = 4 fits; 9 + 1 does not
+    assert own_stop_rate(tok, replies, 3) == 1 / 3
+    assert own_stop_rate(tok, [], 10) is None

@@ -54,6 +54,7 @@ def test_results_metrics_and_evaluation_record(tiny_eval):
     assert m["discriminator"]["tuned"]["auc"] is None and "need 5" in m["discriminator"]["tuned"]["reason"]
     assert set(m["features"]["habit_ratio"]) == {"other_authors", "base", "tuned"}
     assert 0 <= m["stop_rate"]["tuned"] <= 1 and "above_ceiling" in m["voice"]
+    assert 0 <= m["stop_rate"]["user_heldout"] <= 1  # the yardstick: the user's replies that fit the limit
     assert 'id="real"' in tiny_eval["out"].with_name("report.html").read_text()
     nc = m["notes"]["tuned"]  # the second bundled test prompt carries three typed notes
     assert nc["prompts"] >= 1 and nc["items"] >= 3 and 0 <= nc["coverage"] <= 1

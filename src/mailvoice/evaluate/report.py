@@ -136,8 +136,11 @@ def _real_section(metrics: dict) -> str:
     return f"""<h2 id="real">Real or generated?</h2>
 <p>A second classifier is trained to tell your real held-out replies from the model's replies to the same prompts:
 0.5 means it cannot tell them apart, 1.0 that it always can. The habit ratio is the distance of the model's habits
-(length, greetings, sign-offs, punctuation) from your profile divided by your own held-out emails' distance: 1 = as close as you.</p>
+(length, greetings, sign-offs, punctuation) from your profile divided by your own held-out emails' distance: 1 = as close as you.
+The stop rate is the share of drafts that ended by themselves within the token limit; your held-out mail's share
+(the replies that fit in the same limit) is what a faithful model would reach.</p>
 <table><tr><th>model</th><th>real-vs-generated AUC</th><th>habit ratio</th><th>stop rate</th><th>note coverage</th><th>content overlap (ROUGE-L)</th></tr>{rows}
+<tr><td>your held-out mail</td><td>–</td><td>1.00</td><td>{_fmt(st.get('user_heldout'))}</td><td>–</td><td>–</td></tr>
 <tr><td>other authors</td><td>–</td><td>{_fmt(hr.get('other_authors'))}</td><td>–</td><td>–</td><td>–</td></tr></table>
 <p class=muted>{why}.</p>
 """

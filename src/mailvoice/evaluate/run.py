@@ -267,6 +267,13 @@ class Generations:
         return [b["text"] for b in self.base]
 
 
+def own_stop_rate(tok, replies: list[str], max_new_tokens: int) -> float | None:
+    """The share of ``replies`` (with their end token) that fit in ``max_new_tokens``."""
+    if not replies:
+        return None
+    return sum(len(tok(r, add_special_tokens=False)["input_ids"]) + 1 <= max_new_tokens for r in replies) / len(replies)
+
+
 def evaluate(model: Path, test_data: Path, output: Path, opts: EvalOptions | None = None, *,
              step=None, notice=print) -> EvalResult:
     """Evaluate one adapter: torch passes first (generation, perplexity, canaries), then the
@@ -309,6 +316,9 @@ def evaluate(model: Path, test_data: Path, output: Path, opts: EvalOptions | Non
         "stop_rate": {
             "tuned": sum(t["stopped"] for t in gens.tuned) / max(len(gens.tuned), 1),
             "base": sum(b["stopped"] for b in gens.base) / max(len(gens.base), 1),
+            # the user's own: the share of their held-out replies that end within max_new_tokens
+            # (a long writer cannot be matched by a model that always stops early)
+            "user_heldout": own_stop_rate(tok, refs, opts.gen.max_new_tokens),
         },
         "val_perplexity": {"base": ppl["user"]["base"], "tuned": ppl["user"]["tuned"]},
         "perplexity": ppl,
