@@ -97,13 +97,14 @@ def main() -> None:
     ap.add_argument("--note-share", type=float, default=None, help="share of prompts with notes; default: prepare's")
     ap.add_argument("--decoding", default="served",
                     help="comma list, each evaluated on the same adapter: served (the Modelfile's sampling "
-                         "parameters, what a user gets) or greedy")
+                         "parameters, what a user gets; evaluate's default) or greedy")
     ap.add_argument("--out", type=Path, default=Path("voice-bench.json"))
     args = ap.parse_args()
 
     from mailvoice.dataset.build import DatasetOptions
     from mailvoice.dataset.prepare import prepare
     from mailvoice.errors import MailvoiceError
+    from mailvoice.evaluate.generate import GenOptions
     from mailvoice.evaluate.run import EvalOptions, evaluate
     from mailvoice.train.config import load_config
     from mailvoice.train.run import parse_duration, train
@@ -155,7 +156,7 @@ def main() -> None:
                 try:
                     ev = evaluate(res.final_dir, prompts, tmp / f"a{i}" / f"eval-{dec}" / "results.json",
                                   EvalOptions(data_dir=d, control_data=control, max_val_prompts=args.max_val_prompts,
-                                              gen=decoding(dec, args.max_new_tokens), fail_on_gate=False,
+                                              gen=GenOptions.decoding(dec, args.max_new_tokens), fail_on_gate=False,
                                               compare_rag=False))
                 except MailvoiceError as e:
                     print(f"author {i}: evaluate failed ({e})", flush=True)
@@ -166,20 +167,6 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "authors": rows}, indent=1))
     print(table(rows))
-
-
-def decoding(name: str, max_new_tokens: int):
-    """greedy: evaluate's old default; served: what deploy's Modelfile serves (temperature, top_p,
-    repeat penalty), with evaluate's per-row seeds so a rerun draws the same texts."""
-    from mailvoice.deploy.modelfile import EMAIL_PARAMETERS
-    from mailvoice.evaluate.generate import GenOptions
-
-    if name == "greedy":
-        return GenOptions(max_new_tokens=max_new_tokens, temperature=0.0)
-    if name == "served":
-        return GenOptions(max_new_tokens=max_new_tokens, temperature=EMAIL_PARAMETERS["temperature"],
-                          top_p=EMAIL_PARAMETERS["top_p"], repetition_penalty=EMAIL_PARAMETERS["repeat_penalty"])
-    sys.exit(f"error: unknown decoding {name!r} (greedy or served)")
 
 
 def summary_row(m: dict, train_summary: dict, author: str, dec: str, wall_s: dict) -> dict:
@@ -197,6 +184,7 @@ def summary_row(m: dict, train_summary: dict, author: str, dec: str, wall_s: dic
             "note_coverage": (m["notes"].get(side) or {}).get("coverage"),
         }
     row["user_specific_gain"] = m["perplexity"]["user_specific_gain"]
+    row["stop_rate_user"] = m["stop_rate"].get("user_heldout")  # the author's replies that fit the limit
     row["habit_ratio_other_authors"] = m["features"]["habit_ratio"].get("other_authors")
     return row
 
@@ -207,14 +195,14 @@ def _f(v, d=2, star=False):
 
 def table(rows: list[dict]) -> str:
     head = ("| author | rows train/val | steps (epochs) | voice base → tuned | habit ratio base → tuned (others) | AUC base → tuned "
-            "| stop tuned | novelty tuned | ppl gain | ROUGE-L base → tuned | notes base → tuned | wall s prep/train/eval |")
+            "| stop tuned (author) | novelty tuned | ppl gain | ROUGE-L base → tuned | notes base → tuned | wall s prep/train/eval |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         b, t = r["base"], r["tuned"]
         out.append(f"| {r['author']} ({r['decoding']}) | {r['train_rows']}/{r['val_rows']} | {r['steps']} ({r['epochs']}) "
                    f"| {_f(b['voice_score'], star=b['above_ceiling'])} → {_f(t['voice_score'], star=t['above_ceiling'])} "
                    f"| {_f(b['habit_ratio'])} → {_f(t['habit_ratio'])} ({_f(r['habit_ratio_other_authors'])}) "
-                   f"| {_f(b['auc'])} → {_f(t['auc'])} | {_f(t['stop_rate'])} | {_f(t['novelty'], 3)} "
+                   f"| {_f(b['auc'])} → {_f(t['auc'])} | {_f(t['stop_rate'])} ({_f(r['stop_rate_user'])}) | {_f(t['novelty'], 3)} "
                    f"| {_f(r['user_specific_gain'], 3)} | {_f(b['rouge_l'], 3)} → {_f(t['rouge_l'], 3)} "
                    f"| {_f(b['note_coverage'])} → {_f(t['note_coverage'])} "
                    f"| {r['wall_s']['prepare']}/{r['wall_s']['train']}/{r['wall_s']['evaluate']} |")

@@ -22,6 +22,13 @@ def test_choices_match_their_stage():
     assert set(options.Quant) == set(QUANTS)
     assert set(options.Retriever) == set(RETRIEVERS)
     assert Method is options.Method  # one definition: the vault takes what the CLI parsed
+    from mailvoice.deploy.modelfile import EMAIL_PARAMETERS
+    from mailvoice.evaluate.generate import GenOptions
+
+    served = GenOptions.decoding(options.Decoding.served, 50)
+    assert (served.temperature, served.top_p, served.repetition_penalty, served.max_new_tokens) == (
+        EMAIL_PARAMETERS["temperature"], EMAIL_PARAMETERS["top_p"], EMAIL_PARAMETERS["repeat_penalty"], 50)
+    assert GenOptions.decoding(options.Decoding.greedy).temperature == 0.0
 
 
 def test_the_vault_takes_the_cli_choice_or_its_string():

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__, paths, samples
-from .options import DataFormat, EmailAIFormat, Instructions, Quant, Retriever, Target, UpstreamApi
+from .options import DataFormat, Decoding, EmailAIFormat, Instructions, Quant, Retriever, Target, UpstreamApi
 from .options import Method as MethodChoice
 from .errors import GateFailed, MailvoiceError
 
@@ -331,6 +331,7 @@ def evaluate(
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset folder with val_chat.jsonl.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 200,
+    decoding: Annotated[Decoding, typer.Option("--decoding", help="served: the sampling deploy serves (what you get); greedy: the most likely token each time.")] = Decoding.served,
     min_voice_score: Annotated[Optional[float], typer.Option("--min-voice-score")] = None,
     min_novelty: Annotated[Optional[float], typer.Option("--min-novelty")] = None,
     max_canary_leaks: Annotated[Optional[int], typer.Option("--max-canary-leaks", min=0)] = None,
@@ -408,7 +409,7 @@ def evaluate(
     if control_data:
         paths.existing(control_data, "--control-data")
     opts = EvalOptions(
-        data_dir=data, control_data=control_data, report=report, gen=GenOptions(max_new_tokens=max_new_tokens),
+        data_dir=data, control_data=control_data, report=report, gen=GenOptions.decoding(decoding, max_new_tokens),
         max_val_prompts=max_val_prompts, batch_size=batch_size, compare_rag=rag_compare,
         max_emailai_prompts=emailai_prompts, min_voice_score=min_voice_score, min_novelty=min_novelty,
         max_canary_leaks=max_canary_leaks, max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,

@@ -107,7 +107,7 @@ def run_demo(*, workspace: Path, mailbox: Path | None = None, steps: int = 24, b
         EvalOptions(
             data_dir=space.data,
             max_val_prompts=eval_prompts,
-            gen=GenOptions(max_new_tokens=max_new_tokens),
+            gen=GenOptions.decoding("served", max_new_tokens),
             max_control_rows=12,  # the demo's time budget; `mailvoice evaluate` uses more
         ),
         step=ui.step,

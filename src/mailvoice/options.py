@@ -11,6 +11,13 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class Decoding(StrEnum):
+    """How evaluate generates (evaluate/generate.py GenOptions.decoding)."""
+
+    served = "served"  # the Modelfile's sampling: what the user gets
+    greedy = "greedy"
+
+
 class Method(StrEnum):
     """How ``--bucket`` names a backup destination (the vault's own type, vault/destination.py)."""
 

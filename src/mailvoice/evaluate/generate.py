@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..artifacts import VAL_CHAT, Adapter
 from ..chat import SYSTEM_PROMPT, format_for
+from ..deploy.modelfile import EMAIL_PARAMETERS
 from ..errors import MailvoiceError
 from ..workspace import read_jsonl
 
@@ -20,10 +21,23 @@ from ..workspace import read_jsonl
 @dataclass
 class GenOptions:
     max_new_tokens: int = 200
-    temperature: float = 0.0  # 0 → greedy, reproducible
+    temperature: float = 0.0  # 0 → greedy; sampling is reproducible too (per-row seeds)
     top_p: float = 0.9
     seed: int = 0
     repetition_penalty: float = 1.0  # 1.0 = off; serving uses deploy.modelfile.EMAIL_PARAMETERS["repeat_penalty"]
+
+    @classmethod
+    def decoding(cls, name: str = "served", max_new_tokens: int = 200, seed: int = 0) -> GenOptions:
+        """``served``: the sampling deploy's Modelfile serves (temperature, top_p, repeat penalty),
+        so evaluate judges the emails a user gets; evaluate's default since the voice benchmark
+        (docs/benchmarks.md: greedy decoding is mode-seeking, the caricature: above the ceiling,
+        further from the author's habits). ``greedy``: the most likely token every time."""
+        if name == "greedy":
+            return cls(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed)
+        if name != "served":
+            raise MailvoiceError(f"unknown decoding {name!r}: served or greedy")
+        return cls(max_new_tokens=max_new_tokens, temperature=EMAIL_PARAMETERS["temperature"],
+                   top_p=EMAIL_PARAMETERS["top_p"], seed=seed, repetition_penalty=EMAIL_PARAMETERS["repeat_penalty"])
 
 
 def load_tuned(adapter: Path):

@@ -198,7 +198,7 @@ class EvalOptions:
     data_dir: Path | None = None  # default: the run's data/ folder when the adapter is <run>/final
     control_data: Path | None = None  # default: the bundled contrast mailbox
     report: Path | None = None
-    gen: GenOptions = field(default_factory=GenOptions)
+    gen: GenOptions = field(default_factory=GenOptions.decoding)  # the served sampling (generate.py)
     max_val_prompts: int = 16
     batch_size: int = 16
     canary_candidates: int = 100
@@ -334,6 +334,7 @@ def evaluate(model: Path, test_data: Path, output: Path, opts: EvalOptions | Non
         "rag": rag_metrics,
         "emailai": emailai,
         "generation": {"max_new_tokens": opts.gen.max_new_tokens, "temperature": opts.gen.temperature,
+                       "top_p": opts.gen.top_p, "repetition_penalty": opts.gen.repetition_penalty,
                        "seed": opts.gen.seed},
     }
     out["gate"] = gate = run_gate(out, **opts.thresholds())
