@@ -2,9 +2,10 @@
 
 The same prompts (the bundled test prompts, then Dana's prepared sample instructions, like
 evaluate's test + val prompts), the same model (SmolLM2-135M-Instruct with a LoRA on every
-projection, as trained by the CPU preset), greedy decoding, tuned and base passes as evaluate
-runs them; then the held-out perplexity pass row by row and batched. Prints each wall time and
-the ratio, and whether the batched texts equal the one-by-one texts.
+projection, as trained by the CPU preset), evaluate's decoding (served sampling with per-row
+seeds; --decoding greedy for the old default), tuned and base passes as evaluate runs them;
+then the held-out perplexity pass row by row and batched. Prints each wall time and the ratio,
+and whether the batched texts equal the one-by-one texts.
 
     .venv/bin/python bench/eval_speed.py [--prompts 26] [--tokens 200] [--batch 16]
 """
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--ppl-rows", type=int, default=24)
     ap.add_argument("--mails", type=int, default=80, help="Dana's sample emails prepared for the prompts")
+    ap.add_argument("--decoding", default="served", help="served (evaluate's default) or greedy")
     args = ap.parse_args()
 
     import torch
@@ -59,7 +61,7 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     cfg = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     model = get_peft_model(model, cfg).eval()
-    opts = GenOptions(max_new_tokens=args.tokens)
+    opts = GenOptions.decoding(args.decoding, args.tokens)
 
     def gen_side(batch, side):
         t = time.perf_counter()
@@ -83,7 +85,7 @@ def main() -> None:
     same = sum(a["text"] == b["text"] for s in range(2) for a, b in zip(new[s], old[s], strict=True))
     tokens = sum(g["tokens"] for s in old for g in s)
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"generation: {2 * len(prompts)} emails (tuned + base), {tokens} new tokens, max {args.tokens}")
+    print(f"generation: {2 * len(prompts)} emails (tuned + base), {tokens} new tokens, max {args.tokens}, {args.decoding}")
     print(f"  one by one: {t_old:.1f}s   batched ({args.batch}): {t_new:.1f}s   ratio {t_old / t_new:.1f}x")
     print(f"  identical texts: {same} of {2 * len(prompts)}")
     print(f"perplexity: {len(ppl_rows)} rows × 2 sides   row by row {p_old:.1f}s   batched (8): {p_new:.1f}s   "
