@@ -261,6 +261,6 @@ def test_demo_served_draft_answers_with_and_without_the_lora(tiny_model, tmp_pat
     lora = gguf.convert_lora(TC, adapter, gguf.resolve_base(adapter), tmp_path / "voice-lora.gguf")
     out = served_draft(lora, str(tiny_model), "chatml", PROMPT, root=tmp_path / "ws", max_tokens=12)
     assert isinstance(out["tuned"], str) and isinstance(out["base"], str)
-    assert out["tuned"] != out["base"]  # a random LoRA at scale 4 changes the greedy answer
+    assert out["tuned"] != out["base"]  # a random LoRA at scale 4 changes the answer (same seed, same sampling)
     assert f"--lora {lora}" in out["command"] and Path(out["base_gguf"]).is_file()
     assert out["command"].split()[0].endswith("llama-server")

@@ -26,16 +26,24 @@ def served_draft(lora_gguf: Path, base_path: str, chat_format: str, user_turn: s
                  max_tokens: int = 120) -> dict:
     """One draft from ``llama-server`` with the user's GGUF LoRA, and the base's answer to the same
     prompt from the same server (LoRA scale 0): the voice served, next to what it replaces.
-    The prompt is rendered with the serving TEMPLATE (``deploy.serve``), as EmailAI's calls are."""
+    The prompt is rendered with the serving TEMPLATE (``deploy.serve``), as EmailAI's calls are;
+    both sides sample with the Modelfile's parameters and the same seed, as evaluate does."""
+    from .deploy.modelfile import EMAIL_PARAMETERS
     from .deploy.serve import MultiUserServer, shared_base_gguf
 
     base_gguf = shared_base_gguf(Path(base_path), root)
     srv = MultiUserServer(base_gguf, {"voice": Path(lora_gguf)}, chat_format=chat_format)
     prompt = srv.prompt_for([{"role": "user", "content": user_turn}])
+    sampling = {"top_p": EMAIL_PARAMETERS["top_p"], "repeat_penalty": EMAIL_PARAMETERS["repeat_penalty"], "seed": 0}
+
+    def answer(lora: list[dict]) -> dict:
+        return srv.backend.complete(prompt, n_predict=max_tokens, lora=lora, stop=list(srv.fmt.stop),
+                                    temperature=EMAIL_PARAMETERS["temperature"], options=sampling)
+
     srv.backend.start()
     try:
-        tuned = srv.generate("voice", prompt, {"max_tokens": max_tokens, "temperature": 0.0})
-        base = srv.backend.complete(prompt, n_predict=max_tokens, lora=[{"id": 0, "scale": 0.0}], stop=list(srv.fmt.stop))
+        tuned = answer(srv.lora_for("voice"))
+        base = answer([{"id": 0, "scale": 0.0}])
     finally:
         srv.backend.stop()
     command = f"{srv.backend.binary} -m {base_gguf} --lora {lora_gguf} --port 8080"
