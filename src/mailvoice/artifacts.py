@@ -129,6 +129,12 @@ class Adapter:
         return self.config["base_model_name_or_path"]
 
     @property
+    def max_length(self) -> int | None:
+        """The token length training cut rows to (``model_max_length``); None if not recorded."""
+        v = (self.summary.get("config") or {}).get("model_max_length")
+        return int(v) if isinstance(v, int) and v > 0 else None
+
+    @property
     def base_hf_id(self) -> str | None:
         return self.summary.get("base_hf_id") or self.config.get("base_model_name_or_path")
 

@@ -67,8 +67,12 @@ def load_prompts(path: Path) -> list[str]:
 
 
 def generate(model, tok, prompts: list[str], opts: GenOptions, *, use_adapter: bool = True, progress=None,
-             system: str = SYSTEM_PROMPT, batch_size: int = 16) -> list[dict]:
+             system: str = SYSTEM_PROMPT, batch_size: int = 16, max_prompt_tokens: int | None = None) -> list[dict]:
     """One generation per prompt, ``batch_size`` prompts at a time (left padding).
+
+    ``max_prompt_tokens``: a longer prompt loses quoted context first, as training cut its rows
+    (``train.run.shorten_context``): the model answers inputs shaped like those it learned from,
+    and a batch of long threads cannot take the machine's memory (prefill attention is quadratic).
 
     Batching is what makes evaluate fast on CPU: a 135M model spends most of a one-row step in
     per-call overhead, so 16 rows cost little more than one. Rows are grouped by prompt length
@@ -84,8 +88,15 @@ def generate(model, tok, prompts: list[str], opts: GenOptions, *, use_adapter: b
     end_id = tok.convert_tokens_to_ids(fmt.end_token)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else end_id
     ctx = contextlib.nullcontext() if use_adapter else model.disable_adapter()
-    texts = [fmt.render_prompt(p, system) for p in prompts]
-    encoded = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    def encode(p: str) -> list[int]:
+        return tok(fmt.render_prompt(p, system), add_special_tokens=False)["input_ids"]
+
+    encoded = [encode(p) for p in prompts]
+    if max_prompt_tokens:
+        from ..train.run import shorten_context  # train.run imports torch: late, like torch here
+
+        encoded = [e if len(e) <= max_prompt_tokens else encode(shorten_context(p, lambda u: len(encode(u)) > max_prompt_tokens))
+                   for p, e in zip(prompts, encoded, strict=True)]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     out: list[dict | None] = [None] * len(prompts)
     with ctx, torch.no_grad():
@@ -134,16 +145,36 @@ def _row_sampler(seeds: list[int], temperature: float, top_p: float):
     return _RowSampler()
 
 
+_LOGIT_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # heads that do more than a matmul
+
+
+def selected_logits(model, input_ids, attention_mask, keep):
+    """The logits at the positions ``keep`` (a bool mask over [batch, length]) only, rows in order.
+    The LM head over whole sequences costs batch × length × vocabulary floats, copied again by the
+    softmax: a long real thread took 15 GB (the voice benchmark was killed for memory). The
+    decoder's last hidden state at the few scored positions, through the head, is the same
+    numbers for almost nothing. A head with extras (soft-capping, scaling) runs whole."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(base, "config", None)
+    if not hasattr(base, "get_decoder") or any(getattr(cfg, k, None) for k in _LOGIT_EXTRAS):
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits[keep]
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return base.get_output_embeddings()(hidden[keep])
+
+
 def reply_perplexity(model, tok, rows: list[dict], *, use_adapter: bool = True, batch_size: int = 8,
-                     progress=None) -> float | None:
+                     max_len: int = 2048, progress=None) -> float | None:
     """exp(mean NLL) of the reply tokens (and end token) given the prompt: lower = more 'like this'.
-    Rows go ``batch_size`` at a time, grouped by length and right-padded (padding masked out of
-    attention and loss)."""
+    Rows are cut as training cuts them (``train.run.tokenize_rows``: a row over ``max_len`` tokens
+    loses quoted context first; a reply that alone does not fit is left out), so the model is
+    scored on inputs shaped like those it learned from and memory stays bounded (attention is
+    quadratic in length). Then ``batch_size`` at a time, grouped by length and right-padded
+    (padding masked out of attention and loss), the head only at the reply positions."""
     import contextlib
 
     import torch
 
-    from ..train.run import encode_pair
+    from ..train.run import TokenizeStats, tokenize_rows
 
     if not rows:
         return None
@@ -151,10 +182,12 @@ def reply_perplexity(model, tok, rows: list[dict], *, use_adapter: bool = True, 
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     ctx = contextlib.nullcontext() if use_adapter else model.disable_adapter()
     nll, count = 0.0, 0
-    pairs = []
-    for row in rows:
-        m = row["messages"]
-        pairs.append(encode_pair(tok, fmt, m[0]["content"], m[1]["content"], m[2]["content"]))
+    stats = TokenizeStats()
+    pairs = [(e["input_ids"], e["labels"]) for e in tokenize_rows(tok, fmt, rows, max_len, stats)]
+    if progress and stats.dropped_too_long:
+        progress(stats.dropped_too_long)
+    if not pairs:
+        return None
     pairs.sort(key=lambda p: len(p[0]))  # similar lengths together: less padding (the sum is order-free)
     with ctx, torch.no_grad():
         for b in range(0, len(pairs), max(batch_size, 1)):
@@ -163,11 +196,11 @@ def reply_perplexity(model, tok, rows: list[dict], *, use_adapter: bool = True, 
             ids_t = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in chunk])
             mask_t = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk])
             lab_t = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk])
-            logits = model(input_ids=ids_t, attention_mask=mask_t).logits[:, :-1]
-            tgt = lab_t[:, 1:]
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-100, reduction="sum"
-            )
+            tgt = lab_t[:, 1:]  # position i predicts token i + 1
+            keep = torch.zeros_like(mask_t, dtype=torch.bool)
+            keep[:, :-1] = tgt != -100
+            logits = selected_logits(model, ids_t, mask_t, keep)
+            loss = torch.nn.functional.cross_entropy(logits.float(), tgt[tgt != -100], reduction="sum")
             nll += float(loss)
             count += int((tgt != -100).sum())
             if progress:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from ..chat import SYSTEM_PROMPT, format_for
 from ..dataset.canaries import Canary, candidate_secrets, exposure, max_exposure, rank_of
+from .generate import selected_logits
 
 
 def canary_context(canary: Canary, train_rows: Sequence[dict]) -> tuple[str, str] | None:
@@ -45,16 +46,19 @@ def _secret_logprobs(model, tok, context_ids: list[int], secrets: Sequence[str],
         width = len(context_ids) + max(len(t) for t in tails)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        keep = torch.zeros((len(chunk), width), dtype=torch.bool)  # the positions that predict the secret
+        start = len(context_ids)
         for j, t in enumerate(tails):
             seq = context_ids + t
             ids[j, : len(seq)] = torch.tensor(seq)
             mask[j, : len(seq)] = 1
+            keep[j, start - 1 : start - 1 + len(t)] = True
         with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        for j, t in enumerate(tails):
-            start = len(context_ids)
-            lp = sum(float(logp[j, start + k - 1, t[k]]) for k in range(len(t)))
-            out.append(lp)
+            logp = torch.log_softmax(selected_logits(model, ids, mask, keep).float(), dim=-1)
+        at = 0  # rows of logp: row j's kept positions in order, then row j + 1's
+        for t in tails:
+            out.append(sum(float(logp[at + k, t[k]]) for k in range(len(t))))
+            at += len(t)
     return out
 
 

@@ -15,6 +15,7 @@ passes ``ui.step``): control-set preparation, generation, perplexity, leakage, c
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import tempfile
@@ -374,8 +375,10 @@ def generate_all(model_, tok, inp: EvalInputs, opts: EvalOptions, step) -> Gener
     """Tuned and base replies to every prompt, in batches; the EmailAI rows; the retrieval twins."""
     texts, e_rows, rag = inp.texts, inp.emailai_rows, inp.rag
     n_gen = 2 * len(texts) + 2 * len(e_rows) + (len(rag["other_prompts"]) if rag else 0)
-    gen_kw = dict(batch_size=opts.batch_size)
     gen = opts.gen
+    # prompts cut as training cut its rows: prompt + reply within the training length
+    cut = Adapter(inp.adapter).max_length or 2048
+    gen_kw = dict(batch_size=opts.batch_size, max_prompt_tokens=max(cut - gen.max_new_tokens, cut // 2))
     with step(f"generating {n_gen} emails (tuned and base, {opts.batch_size} at a time)", total=n_gen) as tick:
         gens = Generations(tuned=generate(model_, tok, texts, gen, use_adapter=True, progress=tick, **gen_kw),
                            base=generate(model_, tok, texts, gen, use_adapter=False, progress=tick, **gen_kw))
@@ -403,18 +406,18 @@ def perplexity_metrics(model_, tok, inp: EvalInputs, step) -> tuple[dict, dict |
     tuned and base; the user-specific gain is the user's log gain minus the others'."""
     val, held, e_rows = inp.val, inp.control_held, inp.emailai_rows
     emailai_ppl = None
+    cut = Adapter(inp.adapter).max_length or 2048  # training's row length (2048 for an adapter from elsewhere)
+
     n_ppl = 2 * (len(val) + len(held) + len(e_rows))
     with step(f"perplexity of {n_ppl // 2} held-out emails (tuned and base)", total=n_ppl) as tick:
+        score = functools.partial(reply_perplexity, model_, tok, max_len=cut, progress=tick)
         ppl = {
-            "user": {"base": reply_perplexity(model_, tok, val, use_adapter=False, progress=tick),
-                     "tuned": reply_perplexity(model_, tok, val, use_adapter=True, progress=tick), "rows": len(val)},
-            "control": {"base": reply_perplexity(model_, tok, held, use_adapter=False, progress=tick),
-                        "tuned": reply_perplexity(model_, tok, held, use_adapter=True, progress=tick),
+            "user": {"base": score(val, use_adapter=False), "tuned": score(val, use_adapter=True), "rows": len(val)},
+            "control": {"base": score(held, use_adapter=False), "tuned": score(held, use_adapter=True),
                         "rows": len(held)},
         }
         if e_rows:
-            emailai_ppl = {side: reply_perplexity(model_, tok, e_rows, use_adapter=side == "tuned", progress=tick)
-                           for side in ("tuned", "base")}
+            emailai_ppl = {side: score(e_rows, use_adapter=side == "tuned") for side in ("tuned", "base")}
     ug, cg = _gap(ppl["user"]["base"], ppl["user"]["tuned"]), _gap(ppl["control"]["base"], ppl["control"]["tuned"])
     ppl["user"]["log_gain"] = ug
     ppl["control"]["log_gain"] = cg

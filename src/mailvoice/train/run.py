@@ -44,6 +44,18 @@ def encode_pair(tok, fmt: ChatFormat, system: str, user: str, reply: str) -> tup
     return prompt + target, [-100] * len(prompt) + target
 
 
+def shorten_context(user: str, too_long: Callable[[str], bool]) -> str:
+    """``user`` with its quoted context (everything after the first blank line) cut by a quarter at
+    a time, marked ``[…]``, until ``too_long`` says it fits or no context is left. Training cuts
+    long rows this way, and evaluate cuts its prompts the same way, so both see the same shapes."""
+    head, _, context = user.partition("\n\n")
+    cut = user
+    while context and too_long(cut):
+        context = context[: int(len(context) * 0.75)].rstrip()
+        cut = f"{head}\n\n{context} […]" if context else head
+    return cut
+
+
 def tokenize_rows(tok, fmt: ChatFormat, rows: list[dict], max_len: int, stats: TokenizeStats) -> list[dict]:
     """Long rows lose quoted context first; a reply that alone does not fit is dropped and counted."""
     out = []
@@ -52,11 +64,8 @@ def tokenize_rows(tok, fmt: ChatFormat, rows: list[dict], max_len: int, stats: T
         system, user, reply = msgs[0]["content"], msgs[1]["content"], msgs[2]["content"]
         ids, labels = encode_pair(tok, fmt, system, user, reply)
         if len(ids) > max_len:
-            head, _, context = user.partition("\n\n")
-            while len(ids) > max_len and context:
-                context = context[: int(len(context) * 0.75)].rstrip()
-                cut = f"{head}\n\n{context} […]" if context else head
-                ids, labels = encode_pair(tok, fmt, system, cut, reply)
+            cut = shorten_context(user, lambda u: len(encode_pair(tok, fmt, system, u, reply)[0]) > max_len)
+            ids, labels = encode_pair(tok, fmt, system, cut, reply)
             if len(ids) > max_len:
                 stats.dropped_too_long += 1
                 continue
