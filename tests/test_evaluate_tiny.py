@@ -96,7 +96,6 @@ def test_missing_test_data_is_a_clear_error(tiny_eval, capsys, tmp_path):
     assert rc == 1 and "--test-data" in err and "no such file" in err
 
 
-
 def test_gate_failure_is_its_own_error_carrying_the_result(tiny_eval, tmp_path):
     """The library call: ``GateFailed`` (exit 3) with the whole result; ``fail_on_gate=False`` returns it."""
     from mailvoice.errors import GateFailed, MailvoiceError
@@ -115,6 +114,39 @@ def test_gate_failure_is_its_own_error_carrying_the_result(tiny_eval, tmp_path):
     opts.fail_on_gate = False
     res = evaluate(tiny_eval["run"].final_dir, tiny_eval["prompts"], out, opts)
     assert res.gate["passed"] is False and res.gate["thresholds"]["min_novelty"] == 1.01
+
+
+
+def test_best_of_n_keeps_one_of_the_candidates_and_says_what_it_cost(tiny_eval, capsys, tmp_path):
+    """``--candidates 3``: candidate 0 of each prompt is the one-draft run's draft (same row seed),
+    so every prompt whose first draft was kept reads exactly as in the N = 1 run."""
+    out = tmp_path / "best" / "evaluation-results.json"
+    rc = main(["evaluate", "--model", str(tiny_eval["run"].run_dir), "--test-data", str(tiny_eval["prompts"]),
+               "--output", str(out), "--data", str(tiny_eval["data"]), "--report", str(out.with_name("report.html")),
+               "--max-new-tokens", "12", "--max-val-prompts", "2", "--candidates", "3"])
+    assert rc == 0
+    m = json.loads(out.with_name("metrics.json").read_text())
+    tm = m["timing"]
+    assert tm["candidates"] == 3 and m["generation"]["candidates"] == 3 and tm["prompts"] == 4
+    assert tm["tuned_s"] > 0 and tm["base_s"] > 0 and tm["rerank_s"] >= 0 and 0 <= tm["not_first_share"] <= 1
+    one = [r["generated"] for r in json.loads(tiny_eval["out"].read_text())]
+    best = json.loads(out.read_text())
+    same = sum(b["generated"] == o for b, o in zip(best, one, strict=True))
+    assert same >= round((1 - tm["not_first_share"]) * 4)
+    assert [b["base_generated"] for b in best] == [r["base_generated"] for r in json.loads(tiny_eval["out"].read_text())]
+    assert "best of 3" in capsys.readouterr().out
+    assert "best of 3" in out.with_name("report.html").read_text()
+
+
+def test_best_of_n_needs_training_replies_before_any_generation(tiny_eval, capsys, tmp_path):
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    rc = main(["evaluate", "--model", str(tiny_eval["run"].final_dir), "--test-data", str(tiny_eval["prompts"]),
+               "--output", str(tmp_path / "r.json"), "--data", str(empty), "--candidates", "2"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--candidates needs" in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
 
 @pytest.mark.skipif(not chromium(), reason="chromium not installed (apt-get install chromium)")
 def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_eval):

@@ -341,6 +341,7 @@ def evaluate(
     min_user_gain: Annotated[Optional[float], typer.Option("--min-user-gain", help="Gate: user-specific perplexity gain (target > 0).")] = None,
     min_note_coverage: Annotated[Optional[float], typer.Option("--min-note-coverage", min=0, max=1, help="Gate: share of the prompts' note items the emails express (target 0.8).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Prompts generated at once.")] = 16,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, max=16, help="Best-of-N for the tuned model, reranked as `write --candidates N` reranks (costs N generations).")] = 1,
     control_data: Annotated[Optional[Path], typer.Option("--control-data", help="Other authors' mail (a source or a prepared folder); default: the bundled contrast corpus.")] = None,
     max_val_prompts: Annotated[int, typer.Option("--max-val-prompts", min=0, help="Held-out val instructions to generate for (the real-vs-generated discriminator needs ≥ 5).")] = 16,
     rag_compare: Annotated[bool, typer.Option("--rag-compare/--no-rag-compare", help="With a retrieval index: answer the val prompts with and without the retrieved emails.")] = True,
@@ -351,6 +352,9 @@ def evaluate(
     from .evaluate.generate import GenOptions
     from .evaluate.run import EvalOptions
     from .evaluate.run import evaluate as run_eval
+
+    def _num(v) -> str:
+        return "–" if v is None else f"{v:.2f}"
 
     def _summary(res):
         m = res.metrics
@@ -393,8 +397,15 @@ def evaluate(
                          f"{e['base']['json_valid']:.0%}; P(you) tuned {e['tuned']['p_user'] or 0:.2f}, base {e['base']['p_user'] or 0:.2f}")
         if m.get("rag"):
             r = m["rag"]
-            ui.out.print("retrieval: P(you) " + ", ".join(f"{k} {(r[k] or {}).get('p_user') or 0:.2f}" for k in ("with", "without"))
+            ui.out.print("retrieval (with / without): " + ", ".join(
+                f"{label} {_num((r['with'] or {}).get(k))} / {_num((r['without'] or {}).get(k))}"
+                for label, k in (("P(you)", "p_user"), ("habit ratio", "habit_ratio"), ("AUC", "auc"),
+                                 ("note coverage", "note_coverage"), ("novelty", "novelty")))
                          + f" ({r['rows']} held-out prompts, {r['retriever']})")
+        tm = m.get("timing") or {}
+        if tm.get("candidates", 1) > 1:
+            ui.out.print(f"best of {tm['candidates']}: generation {tm['tuned_s']:.0f}s tuned vs {tm['base_s']:.0f}s base (one draft), "
+                         f"rerank {tm['rerank_s']:.1f}s; kept a later draft for {tm['not_first_share']:.0%} of prompts")
         if m["canaries"]:
             c = m["canaries"]
             ui.out.print(f"canaries: {c['extracted']} of {c['planted']} extracted; mean exposure {c['mean_exposure']['tuned']} (base {c['mean_exposure']['base']})")
@@ -410,7 +421,7 @@ def evaluate(
         paths.existing(control_data, "--control-data")
     opts = EvalOptions(
         data_dir=data, control_data=control_data, report=report, gen=GenOptions.decoding(decoding, max_new_tokens),
-        max_val_prompts=max_val_prompts, batch_size=batch_size, compare_rag=rag_compare,
+        max_val_prompts=max_val_prompts, batch_size=batch_size, candidates=candidates, compare_rag=rag_compare,
         max_emailai_prompts=emailai_prompts, min_voice_score=min_voice_score, min_novelty=min_novelty,
         max_canary_leaks=max_canary_leaks, max_habit_ratio=max_habit_ratio, max_discriminator_auc=max_discriminator_auc,
         min_stop_rate=min_stop_rate, min_user_gain=min_user_gain, min_note_coverage=min_note_coverage)

@@ -133,7 +133,12 @@ def _real_section(metrics: dict) -> str:
         rows += (f"<tr><td>{side}</td><td>{_fmt(dd.get('auc'))}</td><td>{_fmt(hr.get(side))}</td><td>{_fmt(st.get(side))}</td>"
                  f"<td>{_fmt((nc.get(side) or {}).get('coverage'))}</td><td>{_fmt((c.get(side) or {}).get('rouge_l'), 3)}</td></tr>")
     why = html.escape((disc.get("tuned") or {}).get("reason") or "not measured")
-    return f"""<h2 id="real">Real or generated?</h2>
+    tm = metrics.get("timing") or {}
+    best = (f"<p>The tuned model's drafts are each the best of {tm['candidates']} (reranked by P(you), habit distance "
+            f"and note coverage, as <code>write --candidates</code> does); a later draft was kept for "
+            f"{round(100 * tm.get('not_first_share', 0))}% of prompts. The base model wrote one draft each.</p>"
+            if tm.get("candidates", 1) > 1 else "")
+    return f"""<h2 id="real">Real or generated?</h2>{best}
 <p>A second classifier is trained to tell your real held-out replies from the model's replies to the same prompts:
 0.5 means it cannot tell them apart, 1.0 that it always can. The habit ratio is the distance of the model's habits
 (length, greetings, sign-offs, punctuation) from your profile divided by your own held-out emails' distance: 1 = as close as you.
@@ -154,13 +159,15 @@ def _rag_section(rag: dict | None) -> str:
         r = rag.get(k) or {}
         c = r.get("content") or {}
         rows += (f"<tr><td>{label}</td><td>{_fmt(r.get('p_user'))}</td><td>{_fmt(r.get('voice_score'))}</td>"
+                 f"<td>{_fmt(r.get('habit_ratio'))}</td><td>{_fmt(r.get('auc'))}</td><td>{_fmt(r.get('note_coverage'))}</td>"
                  f"<td>{_fmt(c.get('rouge_l'))}</td><td>{_fmt(c.get('chrf'), 1)}</td><td>{_fmt(r.get('novelty'), 3)}</td>"
                  f"<td>{_fmt(r.get('words'), 1)}</td></tr>")
     how = "trained with retrieval" if rag["trained_with"] else "trained without retrieval"
     return (f'<h2 id="rag">Retrieval: with and without your past emails</h2>'
             f"<p>The same tuned model ({how}; {html.escape(rag['retriever'])} over {rag['docs']} training emails) "
             f"answered the {rag['rows']} held-out prompts twice.</p>"
-            "<table><tr><th></th><th>P(you)</th><th>voice score</th><th>ROUGE-L</th><th>chrF</th><th>novelty</th><th>words</th></tr>"
+            "<table><tr><th></th><th>P(you)</th><th>voice score</th><th>habit ratio</th><th>real-vs-generated AUC</th>"
+            "<th>note coverage</th><th>ROUGE-L</th><th>chrF</th><th>novelty</th><th>words</th></tr>"
             f"{rows}</table><p class=muted>Novelty below the flag means phrases copied from training emails; "
             "retrieved emails make copying easier, so read it next to the voice score.</p>\n")
 

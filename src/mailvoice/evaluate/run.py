@@ -19,13 +19,13 @@ import functools
 import hashlib
 import math
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import samples
-from ..artifacts import (EVAL_METRICS, FINAL, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter,
-                         find_retrieval)
+from ..artifacts import EVAL_METRICS, FINAL, RECORDS, TRAIN_CHAT, VAL_CHAT, VAL_EMAILAI, Adapter, find_retrieval
 from ..chat import prompt_fields
 from ..dataset.canaries import read_canaries
 from ..dataset.emailai_format import parse_reply
@@ -36,6 +36,7 @@ from . import metrics
 from .generate import GenOptions, generate, load_prompts, load_tuned, reply_perplexity, val_rows
 from .leakage import canary_report
 from .report import write_report
+from .rerank import Reranker
 
 CONTROL_ADDRESS = "marcus.bell@northgate-logistics.example"
 
@@ -202,6 +203,7 @@ class EvalOptions:
     gen: GenOptions = field(default_factory=GenOptions.decoding)  # the served sampling (generate.py)
     max_val_prompts: int = 16
     batch_size: int = 16
+    candidates: int = 1  # best-of-N for the tuned model (evaluate.rerank), as `write --candidates N` drafts
     canary_candidates: int = 100
     max_control_rows: int = 30
     novelty_flag: float = 0.95
@@ -258,6 +260,7 @@ class Generations:
     base: list[dict]
     emailai: dict | None = None  # side → texts, with EmailAI's own system text
     rag_other: list[str] | None = None  # the val prompts the other way round, tuned only
+    timing: dict = field(default_factory=dict)  # seconds per side, best-of-N's choices
 
     @property
     def tuned_texts(self) -> list[str]:
@@ -283,6 +286,9 @@ def evaluate(model: Path, test_data: Path, output: Path, opts: EvalOptions | Non
     opts = opts or EvalOptions()
     step = step or quiet_step
     inp = gather_inputs(model, test_data, opts, step, notice)
+    if opts.candidates > 1 and not (inp.train_rows and inp.control_train):
+        raise MailvoiceError("--candidates needs the user's training replies (--data with train_chat.jsonl) "
+                             "and a control set to fit the reranker")
     with step("loading the model"):
         model_, tok = load_tuned(inp.adapter)
     gens = generate_all(model_, tok, inp, opts, step)
@@ -296,10 +302,10 @@ def evaluate(model: Path, test_data: Path, output: Path, opts: EvalOptions | Non
         emailai = emailai_metrics(inp, gens, emailai_parsed, emailai_ppl, clf)
         refs = [reply(r) for r in inp.val_items]  # what the user really wrote to the val prompts
         grams = metrics.ngram_set([m["content"] for r in inp.train_rows for m in r["messages"][1:]], 8)  # novelty's reference
-        rag_metrics = rag_block(inp, gens, clf, refs, grams)
-        discriminator = discriminator_metrics(inp, gens, refs, opts.gen.seed)
-        advance()
         delta, features = habit_metrics(inp, gens)
+        advance()
+        rag_metrics = rag_block(inp, clf, refs, grams, features, opts.gen.seed)
+        discriminator = discriminator_metrics(inp, gens, refs, opts.gen.seed)
         advance()
         content = content_metrics(inp, gens, refs)
         nov = novelty_metrics(inp, gens, grams, opts.novelty_flag)
@@ -334,9 +340,10 @@ def evaluate(model: Path, test_data: Path, output: Path, opts: EvalOptions | Non
         "pii": pii,
         "rag": rag_metrics,
         "emailai": emailai,
+        "timing": gens.timing,
         "generation": {"max_new_tokens": opts.gen.max_new_tokens, "temperature": opts.gen.temperature,
                        "top_p": opts.gen.top_p, "repetition_penalty": opts.gen.repetition_penalty,
-                       "seed": opts.gen.seed},
+                       "seed": opts.gen.seed, "candidates": opts.candidates},
     }
     out["gate"] = gate = run_gate(out, **opts.thresholds())
     res = write_outputs(inp, result_rows(inp, gens, clf), out, Path(output), opts.report)
@@ -372,16 +379,23 @@ def gather_inputs(model: Path, test_data: Path, opts: EvalOptions, step, notice)
 
 
 def generate_all(model_, tok, inp: EvalInputs, opts: EvalOptions, step) -> Generations:
-    """Tuned and base replies to every prompt, in batches; the EmailAI rows; the retrieval twins."""
-    texts, e_rows, rag = inp.texts, inp.emailai_rows, inp.rag
-    n_gen = 2 * len(texts) + 2 * len(e_rows) + (len(rag["other_prompts"]) if rag else 0)
+    """Tuned and base replies to every prompt, in batches; the EmailAI rows; the retrieval twins.
+    With ``opts.candidates`` N > 1 the tuned model samples N drafts per prompt (candidate j of
+    prompt i is row j·k + i, so candidate 0 is the N = 1 draft) and keeps the best (``best_of``)."""
+    texts, e_rows, rag, n = inp.texts, inp.emailai_rows, inp.rag, max(opts.candidates, 1)
+    n_gen = (n + 1) * len(texts) + 2 * len(e_rows) + (len(rag["other_prompts"]) if rag else 0)
     gen = opts.gen
     # prompts cut as training cut its rows: prompt + reply within the training length
     cut = Adapter(inp.adapter).max_length or 2048
     gen_kw = dict(batch_size=opts.batch_size, max_prompt_tokens=max(cut - gen.max_new_tokens, cut // 2))
-    with step(f"generating {n_gen} emails (tuned and base, {opts.batch_size} at a time)", total=n_gen) as tick:
-        gens = Generations(tuned=generate(model_, tok, texts, gen, use_adapter=True, progress=tick, **gen_kw),
-                           base=generate(model_, tok, texts, gen, use_adapter=False, progress=tick, **gen_kw))
+    what = f"tuned best of {n} and base" if n > 1 else "tuned and base"
+    with step(f"generating {n_gen} emails ({what}, {opts.batch_size} at a time)", total=n_gen) as tick:
+        t = time.perf_counter()
+        tuned = generate(model_, tok, texts * n, gen, use_adapter=True, progress=tick, **gen_kw)
+        t_tuned, t = time.perf_counter() - t, time.perf_counter()
+        gens = Generations(tuned=tuned, base=generate(model_, tok, texts, gen, use_adapter=False, progress=tick, **gen_kw))
+        gens.timing = {"tuned_s": round(t_tuned, 2), "base_s": round(time.perf_counter() - t, 2), "prompts": len(texts),
+                       "candidates": n}
         if e_rows:  # EmailAI-shaped held-out prompts (prepare --emailai-format), with EmailAI's own system text
             system = e_rows[0]["messages"][0]["content"]  # the variant the rows were written in (fork|upstream)
             e_prompts = [r["messages"][1]["content"] for r in e_rows]
@@ -391,10 +405,30 @@ def generate_all(model_, tok, inp: EvalInputs, opts: EvalOptions, step) -> Gener
         if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
             gens.rag_other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], gen, use_adapter=True,
                                                           progress=tick, **gen_kw)]
+    first = gens.tuned_texts  # the N = 1 drafts: the retrieval comparison stays like for like
+    if n > 1:
+        with step(f"best of {n}: reranking each prompt's drafts"):
+            best_of(inp, gens, n)
     if rag:
-        mine, other = gens.tuned_texts[len(inp.prompts):], gens.rag_other
+        mine, other = first[len(inp.prompts):len(texts)], gens.rag_other
         rag["texts"] = {"with": mine if rag["trained_with"] else other, "without": other if rag["trained_with"] else mine}
     return gens
+
+
+def best_of(inp: EvalInputs, gens: Generations, n: int) -> None:
+    """Keep each prompt's best of its ``n`` tuned drafts (``rerank.Reranker``, fitted on the user's
+    training replies against the control set's training half, never on the held-out mail the
+    measures use); record how often the choice was not the first draft and what it cost."""
+    t = time.perf_counter()
+    k = len(inp.texts)
+    rr = Reranker([reply(r) for r in inp.train_rows], [reply(r) for r in inp.control_train], seed=0)
+    chosen = []
+    for i, prompt in enumerate(inp.texts):
+        best, _ = rr.best([gens.tuned[j * k + i]["text"] for j in range(n)], prompt_fields(prompt)["notes"] or None)
+        chosen.append(best)
+    gens.tuned = [gens.tuned[j * k + i] for i, j in enumerate(chosen)]
+    gens.timing.update(rerank_s=round(time.perf_counter() - t, 2),
+                       not_first_share=round(sum(j != 0 for j in chosen) / max(k, 1), 3))
 
 
 def _gap(base: float | None, tuned: float | None) -> float | None:
@@ -470,16 +504,24 @@ def emailai_metrics(inp: EvalInputs, gens: Generations, parsed: dict | None, ppl
     return emailai
 
 
-def rag_block(inp: EvalInputs, gens: Generations, clf, refs: list[str], grams) -> dict | None:
-    """The same model with and without the retrieved emails (moved out of the voice block)."""
+def rag_block(inp: EvalInputs, clf, refs: list[str], grams, features: dict, seed: int) -> dict | None:
+    """The same model with and without the retrieved emails (moved out of the voice block), with
+    the measures that catch a caricature or a copy: habit ratio, real-vs-generated AUC, novelty,
+    note coverage, content overlap."""
     if not inp.rag:
         return None
     rag = inp.rag
     out = {**rag["meta"], "trained_with": rag["trained_with"], "rows": len(inp.val_items)}
+    profile, own = features["profile"], (features.get("user_heldout") or {}).get("distance")
+    notes = [prompt_fields(r["messages"][1]["content"])["notes"] for r in inp.val_items]
     for k, t in rag["texts"].items():
         key = f"rag_{k}"
+        f = metrics.surface_features(t)
         out[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
                   "content": metrics.content_overlap(t, refs), "novelty": metrics.novelty(t, grams)["novelty"],
+                  "habit_ratio": metrics.habit_ratio(metrics.feature_distance(profile, f) if profile and f else None, own),
+                  "auc": metrics.discriminator_auc(refs, t, seed=seed)["auc"],
+                  "note_coverage": note_coverage(notes, t)["coverage"],
                   "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
         clf.per_text.pop(key, None)
     return out

@@ -25,6 +25,7 @@ from ..chat import SYSTEM_PROMPT, instruction_for, recipient_name, reply_subject
 from ..clean import extract_author_text
 from ..dataset.pii import scrub_subject
 from ..errors import MailvoiceError
+from ..evaluate.rerank import Reranker
 from ..sources import parse_message
 from ..sources.parse import header_problem, parse_bytes
 from .emailai_calls import protected_names, scrub_text
@@ -75,46 +76,19 @@ def instruction_from(notes: str, reply_to: Path | None = None, *, subject: str =
 
 
 # --------------------------------------------------------------------------------- style scorer
-HABIT_WEIGHT = 0.5  # rerank: P(you) − HABIT_WEIGHT · min(habit distance, 1) + NOTE_WEIGHT · note coverage
-NOTE_WEIGHT = 0.5
-
-
-def rerank_scores(p_user: list[float], texts: list[str], profile: dict | None, notes: str | None = None) -> list[float]:
-    """Best-of-N's score per candidate. P(you) alone rewards the caricature (always greeting,
-    longer, more "you" than you): each candidate also loses its habit distance to the user's
-    profile (length, greeting, sign-off, punctuation; capped at 1) and, with notes, gains the
-    share of note items it expresses. Weights: HABIT_WEIGHT, NOTE_WEIGHT (not yet tuned on the
-    voice benchmark)."""
-    from ..dataset.notes import note_coverage
-    from ..evaluate.metrics import feature_distance, surface_features
-
-    out = []
-    for p, t in zip(p_user, texts, strict=True):
-        if not t or not t.strip():
-            out.append(-1.0)
-            continue
-        d = feature_distance(profile, surface_features([t])) if profile else None
-        s = p - HABIT_WEIGHT * min(d, 1.0) if d is not None else p
-        cov = note_coverage([notes], [t])["coverage"] if notes else None
-        out.append(s + NOTE_WEIGHT * cov if cov is not None else s)
-    return out
-
-
 class StyleScorer:
-    """(user_id, texts[, notes]) → a rerank score per text (``rerank_scores``: P(written by the
+    """(user_id, texts[, notes]) → a rerank score per text (``evaluate.rerank``: P(written by the
     user) from the authorship classifier, less habit distance, plus note coverage); one
-    classifier and habit profile per user, cached."""
+    reranker per user, fitted on their training replies against the control authors, cached."""
 
     def __init__(self, root=None):
         self.root = root
-        self._clf: dict[str, object] = {}
-        self._profile: dict[str, dict] = {}
+        self._rerankers: dict[str, Reranker] = {}
         self._lock = threading.Lock()
 
-    def classifier(self, user_id: str):
+    def reranker(self, user_id: str) -> Reranker:
         with self._lock:
-            if user_id not in self._clf:
-                from ..evaluate.metrics import AuthorshipClassifier
+            if user_id not in self._rerankers:
                 from ..evaluate.run import load_control, reply, split_control
                 from ..workspace import read_jsonl, user_space
 
@@ -124,15 +98,11 @@ class StyleScorer:
                     raise MailvoiceError(f"no training data for {user_id} to fit a style classifier (run prepare)")
                 control, _ = load_control(None, lambda m: None)
                 other, _ = split_control(control)
-                self._clf[user_id] = AuthorshipClassifier().fit([reply(r) for r in rows], [reply(r) for r in other])
-                from ..evaluate.metrics import surface_features
-
-                self._profile[user_id] = surface_features([reply(r) for r in rows])
-            return self._clf[user_id]
+                self._rerankers[user_id] = Reranker([reply(r) for r in rows], [reply(r) for r in other])
+            return self._rerankers[user_id]
 
     def __call__(self, user_id: str, texts: list[str], notes: str | None = None) -> list[float]:
-        ps = self.classifier(user_id).proba_each(texts)
-        return rerank_scores([p if p is not None else -1.0 for p in ps], texts, self._profile.get(user_id), notes)
+        return self.reranker(user_id)(texts, notes)
 
 
 # --------------------------------------------------------------------------------- generation
