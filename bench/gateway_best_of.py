@@ -53,7 +53,7 @@ def main():
         prepare(sources=[str(trimmed_mbox(tmp / "dana.mbox", 150))], out_dir=tmp / "ws" / "dana" / "data",
                 user_emails=[DANA], opts=DatasetOptions(min_emails=20), notice=lambda m: None)
         scorer = StyleScorer(tmp / "ws")
-        scorer.classifier("dana")  # fitted once per process, as the gateway does on first use
+        scorer.reranker("dana")  # fitted once per process, as the gateway does on first use
         fake = FakeOllama(tmp / "ollama", tc.bin("llama-server"), threads=2)
         fake.start()
         fake.add_model("emailai-dana", gguf, template=CHATML.ollama_template, system=SYSTEM_PROMPT,
