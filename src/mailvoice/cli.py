@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -1033,6 +1034,10 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     from .controls import escape_controls
 
+    # peft 0.21 reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a model
+    # (PeftModel.__init__): a warning about peft's code, printed in the middle of every evaluate,
+    # deploy and demo; nothing for a user to do, so it is silenced here and only here.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     try:
         app(args=argv, prog_name="mailvoice", standalone_mode=False)
     except MailvoiceError as e:  # exit codes from errors.py: GateFailed 3, NotAvailableYet 2, the rest 1
