@@ -517,8 +517,8 @@ def test_twenty_parallel_requests_from_two_users_each_get_their_own(upstream):
 def test_best_of_n_returns_the_highest_scored_candidate(upstream):
     seen = {}
 
-    def scorer(user_id, texts):
-        seen["user"], seen["n"] = user_id, len(texts)
+    def scorer(user_id, texts, stopped=None):
+        seen["user"], seen["n"], seen["stopped"] = user_id, len(texts), stopped
         return [1.0 if "seed=2" in t else 0.0 for t in texts]
 
     cfg = GatewayConfig(upstream=upstream.url, candidates=4, scorer=scorer,
@@ -527,7 +527,7 @@ def test_best_of_n_returns_the_highest_scored_candidate(upstream):
         r = httpx.post(url + "/api/chat", json=ollama_draft_body(ANA, stream=True), timeout=10)
     text = "".join(json.loads(x)["message"]["content"] for x in r.text.splitlines() if x.strip())
     assert "seed=2" in json.loads(text)["reply"]
-    assert seen == {"user": "ana", "n": 4} and len(upstream.voice_calls()) == 4
+    assert seen == {"user": "ana", "n": 4, "stopped": [True] * 4} and len(upstream.voice_calls()) == 4
     assert all(c["options"]["temperature"] > 0 for c in upstream.voice_calls())
 
 

@@ -424,7 +424,8 @@ def best_of(inp: EvalInputs, gens: Generations, n: int) -> None:
     rr = Reranker([reply(r) for r in inp.train_rows], [reply(r) for r in inp.control_train], seed=0)
     chosen = []
     for i, prompt in enumerate(inp.texts):
-        best, _ = rr.best([gens.tuned[j * k + i]["text"] for j in range(n)], prompt_fields(prompt)["notes"] or None)
+        cands = [gens.tuned[j * k + i] for j in range(n)]
+        best, _ = rr.best([c["text"] for c in cands], prompt_fields(prompt)["notes"] or None, [c["stopped"] for c in cands])
         chosen.append(best)
     gens.tuned = [gens.tuned[j * k + i] for i, j in enumerate(chosen)]
     gens.timing.update(rerank_s=round(time.perf_counter() - t, 2),

@@ -59,7 +59,7 @@ class GatewayConfig:
     draft_options: dict = field(default_factory=dict)  # Ollama options for voice-model calls (num_predict…)
     candidates: int = 1  # best-of-N (opt-in): N > 1 samples N drafts, returns the best-scored
     candidate_temperature: float = 0.7
-    scorer: Callable[[str, list[str]], list[float]] | None = None  # (user_id, texts) → style scores
+    scorer: Callable[..., list[float]] | None = None  # (user_id, texts, stopped=[…]) → rerank scores (compose.StyleScorer)
     timeout_s: float = 300.0
     fallback_on_missing_model: bool = True  # voice model absent upstream (404) → pass through
 
@@ -329,7 +329,9 @@ class Gateway:
         gen_ms = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
         texts = [answer_text(route, o["text"]) for o in outs]
-        scores = await asyncio.to_thread(self.cfg.scorer, route.user_id, texts) if self.cfg.scorer else [0.0] * n
+        stopped = [o.get("done_reason") != "length" for o in outs]  # a cut-off draft loses (evaluate.rerank)
+        scores = (await asyncio.to_thread(self.cfg.scorer, route.user_id, texts, stopped=stopped) if self.cfg.scorer
+                  else [0.0] * n)
         best = max(range(n), key=lambda i: scores[i])
         score_ms = (time.perf_counter() - t) * 1e3
         log.info("route=draft best_of=%d gen_ms=%.1f score_ms=%.1f", n, gen_ms, score_ms)

@@ -101,8 +101,9 @@ class StyleScorer:
                 self._rerankers[user_id] = Reranker([reply(r) for r in rows], [reply(r) for r in other])
             return self._rerankers[user_id]
 
-    def __call__(self, user_id: str, texts: list[str], notes: str | None = None) -> list[float]:
-        return self.reranker(user_id)(texts, notes)
+    def __call__(self, user_id: str, texts: list[str], notes: str | None = None,
+                 stopped: list[bool] | None = None) -> list[float]:
+        return self.reranker(user_id)(texts, notes, stopped)
 
 
 # --------------------------------------------------------------------------------- generation
@@ -114,7 +115,9 @@ def _record(user_id: str, root) -> dict:
 
 def generate_remote(upstream: str, model: str, instruction: str, *, api: str = "ollama", n: int = 1,
                     temperature: float | None = None, max_tokens: int | None = None, token: str | None = None,
-                    timeout: float = 300.0) -> list[str]:
+                    timeout: float = 300.0) -> list[dict]:
+    """``n`` drafts as ``{text, stopped}`` (``stopped``: the server ended it, not the token limit:
+    Ollama's ``done_reason``, OpenAI's ``finish_reason``)."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": instruction}]
     base = upstream.rstrip("/").removesuffix("/api").removesuffix("/v1")
     headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -141,16 +144,20 @@ def generate_remote(upstream: str, model: str, instruction: str, *, api: str = "
             if r.status_code >= 400:
                 raise MailvoiceError(f"{base} answered HTTP {r.status_code} for model {model}")
             j = r.json()
-            out.append((j.get("message") or {}).get("content", "") if api == "ollama"
-                       else j["choices"][0]["message"]["content"])
-    return [t.strip() for t in out]
+            if api == "ollama":
+                out.append({"text": (j.get("message") or {}).get("content", ""), "stopped": j.get("done_reason") != "length"})
+            else:
+                ch = j["choices"][0]
+                out.append({"text": ch["message"]["content"], "stopped": ch.get("finish_reason") != "length"})
+    return [{**d, "text": (d["text"] or "").strip()} for d in out]
 
 
 _LOCAL: dict[str, tuple] = {}
 
 
 def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: float | None = None,
-                   max_tokens: int = 200) -> list[str]:
+                   max_tokens: int = 200) -> list[dict]:
+    """``n`` drafts as ``{text, stopped}`` from the adapter loaded here (cached per process)."""
     from ..evaluate.generate import GenOptions, generate, load_tuned
 
     adapter = Adapter.open(adapter).path
@@ -161,7 +168,7 @@ def generate_local(adapter: Path, instruction: str, *, n: int = 1, temperature: 
     temp = temperature if temperature is not None else (0.7 if n > 1 else 0.0)
     # the n candidates in one batch: row i samples with seed i, as one call per candidate did
     outs = generate(model, tok, [instruction] * n, GenOptions(max_new_tokens=max_tokens, temperature=temp, seed=0))
-    return [o["text"] for o in outs]
+    return [{"text": o["text"], "stopped": o["stopped"]} for o in outs]
 
 
 def _retriever(adapter):
@@ -191,7 +198,7 @@ def write_draft(notes: str, user_id: str, *, root=None, reply_to: Path | None = 
         from ..deploy.modelfile import model_name
 
         model = record.get("model") or model_name(user_id)
-        texts = generate_remote(upstream, model, instr, api=api, n=candidates, max_tokens=max_tokens,
+        drafts = generate_remote(upstream, model, instr, api=api, n=candidates, max_tokens=max_tokens,
                                 temperature=temperature if temperature is not None else (0.7 if candidates > 1 else None),
                                 token=token)
     else:
@@ -200,14 +207,15 @@ def write_draft(notes: str, user_id: str, *, root=None, reply_to: Path | None = 
                 raise missing
             raise MailvoiceError(f"the registry record for {user_id} names no adapter; pass --model")
         model = str(adapter)
-        texts = generate_local(Path(adapter), instr, n=candidates, temperature=temperature, max_tokens=max_tokens)
+        drafts = generate_local(Path(adapter), instr, n=candidates, temperature=temperature, max_tokens=max_tokens)
     timings = {"generate_s": round(time.perf_counter() - t0, 3)}
+    texts = [d["text"] for d in drafts]
     scores: list[float] = []
     best = 0
     if candidates > 1:
         t = time.perf_counter()
         sc = scorer or StyleScorer(root)
-        scores = sc(user_id, texts, notes or None) if isinstance(sc, StyleScorer) else sc(user_id, texts)
+        scores = sc(user_id, texts, notes or None, stopped=[d["stopped"] for d in drafts])
         best = max(range(len(texts)), key=lambda i: scores[i])
         timings["score_s"] = round(time.perf_counter() - t, 3)
     return Draft(texts[best], user_id, model, candidates, scores, timings)
