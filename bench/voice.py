@@ -250,6 +250,10 @@ def rag_lines(rows: list[dict]) -> list[str]:
             if g:
                 out.append(f"- {r['author']} retrieval {k}: habit ratio {_f(g['habit_ratio'])}, AUC {_f(g['auc'])}, "
                            f"notes {_f(g['note_coverage'])}, ROUGE-L {_f(g['rouge_l'], 3)}, novelty {_f(g['novelty'], 3)}")
+        tm = r.get("timing") or {}
+        if tm.get("rag_other_prompts"):  # the tuned drafts one way, the val prompts the other way, same run
+            out.append(f"- {r['author']} retrieval latency: {tm['tuned_s'] / tm['prompts']:.2f} s/prompt as trained, "
+                       f"{tm['rag_other_s'] / tm['rag_other_prompts']:.2f} s/prompt the other way round")
     return ["", *out] if out else []
 
 

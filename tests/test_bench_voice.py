@@ -57,7 +57,8 @@ def test_best_of_and_retrieval_rows_say_what_they_cost_and_change():
             "user_specific_gain": 0.2, "stop_rate_user": 0.5, "habit_ratio_other_authors": 2.0}
     one = {**base, "candidates": 1, "timing": {"candidates": 1, "prompts": 16, "tuned_s": 32.0, "base_s": 30.0}}
     four = {**base, "candidates": 4, "timing": {"candidates": 4, "prompts": 16, "tuned_s": 96.0, "base_s": 30.0,
-                                                "rerank_s": 1.5, "not_first_share": 0.75},
+                                                "rerank_s": 1.5, "not_first_share": 0.75, "rag_other_s": 20.0,
+                                                "rag_other_prompts": 10},
             "rag": {"with": {"habit_ratio": 1.1, "auc": 0.7, "note_coverage": 0.4, "novelty": 0.91, "rouge_l": 0.2},
                     "without": {"habit_ratio": 1.3, "auc": 0.8, "note_coverage": 0.3, "novelty": 0.99, "rouge_l": 0.1}}}
     table = voice.table([one, four])
@@ -65,3 +66,4 @@ def test_best_of_and_retrieval_rows_say_what_they_cost_and_change():
     assert "| mean (served) |" in table and "| mean (served, best of 4) |" in table  # one mean row per setting
     assert "- author 1 best of 4: 6.00 s/prompt tuned vs 1.88 s/prompt base (3.2×), rerank 1.5 s, a later draft kept for 75%" in table
     assert "- author 1 retrieval with: habit ratio 1.10, AUC 0.70, notes 0.40, ROUGE-L 0.200, novelty 0.910" in table
+    assert "- author 1 retrieval latency: 6.00 s/prompt as trained, 2.00 s/prompt the other way round" in table

@@ -185,10 +185,12 @@ def test_train_carries_the_index_and_evaluate_compares(rag_data, tiny_model):
     rag = m["rag"]
     assert rag["trained_with"] is True and rag["rows"] == 3 and rag["retriever"] == "bm25"
     for k in ("with", "without"):
-        assert set(rag[k]) >= {"p_user", "voice_score", "content", "novelty", "words"}
+        assert set(rag[k]) >= {"p_user", "voice_score", "content", "novelty", "words", "habit_ratio", "auc", "note_coverage"}
+        assert rag[k]["auc"] is None  # 3 held-out pairs: too few for the discriminator, said as None
+    assert m["timing"]["rag_other_prompts"] == 3 and m["timing"]["rag_other_s"] > 0  # retrieval's latency, measured
     assert not any(k.startswith("rag_") for k in m["voice"]["scores"])
     html = (tmp / "eval" / "report.html").read_text()
-    assert 'id="rag"' in html and "without them" in html
+    assert 'id="rag"' in html and "without them" in html and "real-vs-generated AUC" in html
 
     rc = main(["evaluate", "--model", str(run.run_dir), "--test-data", str(prompts), "--output", str(out),
                "--data", str(data), "--max-new-tokens", "4", "--max-val-prompts", "1", "--no-rag-compare"])

@@ -403,8 +403,11 @@ def generate_all(model_, tok, inp: EvalInputs, opts: EvalOptions, step) -> Gener
                                                               progress=tick, system=system, **gen_kw)]
                             for side in ("tuned", "base")}
         if rag:  # the val prompts the other way round (with ↔ without retrieved emails), tuned only
-            gens.rag_other = [t["text"] for t in generate(model_, tok, rag["other_prompts"], gen, use_adapter=True,
+            t = time.perf_counter()
+            gens.rag_other = [g["text"] for g in generate(model_, tok, rag["other_prompts"], gen, use_adapter=True,
                                                           progress=tick, **gen_kw)]
+            # its latency next to the same prompts' tuned drafts the other way (per prompt, this run)
+            gens.timing.update(rag_other_s=round(time.perf_counter() - t, 2), rag_other_prompts=len(rag["other_prompts"]))
     first = gens.tuned_texts  # the N = 1 drafts: the retrieval comparison stays like for like
     if n > 1:
         with step(f"best of {n}: reranking each prompt's drafts"):
