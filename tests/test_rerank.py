@@ -1,8 +1,11 @@
 """Best-of-N's rerank score (evaluate.rerank.rerank_scores): P(you) alone picks the caricature;
 habit distance and note coverage pull the choice back to what the user would write."""
 
+from types import SimpleNamespace
+
 from mailvoice.evaluate.metrics import surface_features
 from mailvoice.evaluate.rerank import TRUNCATED_PENALTY, rerank_scores
+from mailvoice.evaluate.run import Generations, best_of
 
 USER = ["Thursday works. I'll bring the plans.\n\nDana", "Sure, Monday at 10 is fine.\n\nDana",
         "Got it, thanks. Invoice paid today.\n\nDana", "Yes please, send the photos.\n\nDana"]
@@ -34,28 +37,28 @@ def test_a_draft_cut_off_by_the_token_limit_loses_to_one_that_ended():
     """Note coverage rewards length; a cut-off draft covers more notes but is not an email."""
     notes = "Monday 10am fine; bring planting plan"
     cut = LIKE_USER.removesuffix("\n\nDana") + " and also the"
-    assert rerank_scores([0.6, 0.6], [cut, LIKE_USER], PROFILE, notes, stopped=[False, True])[1] > \
-        rerank_scores([0.6, 0.6], [cut, LIKE_USER], PROFILE, notes, stopped=[False, True])[0]
+    s = rerank_scores([0.6, 0.6], [cut, LIKE_USER], PROFILE, notes, stopped=[False, True])
+    assert s[1] > s[0]
     same = rerank_scores([0.6], [cut], PROFILE, notes)
     assert rerank_scores([0.6], [cut], PROFILE, notes, stopped=[False])[0] == same[0] - TRUNCATED_PENALTY
+
+
+def eval_inputs(prompts: list[str], others: list[str]) -> SimpleNamespace:
+    """What run.best_of reads of EvalInputs: the prompts, the user's training rows, the control's."""
+    def row(text):
+        return {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Subject: x"},
+                             {"role": "assistant", "content": text}]}
+
+    return SimpleNamespace(texts=prompts, train_rows=[row(t) for t in USER * 3], control_train=[row(t) for t in others])
 
 
 def test_evaluate_best_of_keeps_each_prompts_best_draft_by_the_rerank():
     """evaluate's best-of-N (run.best_of) on real classifier and habit profile: candidate j of
     prompt i is row j·k + i; the caricature loses to the user-like draft wherever it sits."""
-    from types import SimpleNamespace
-
-    from mailvoice.evaluate.run import Generations, best_of
-
-    def row(text):
-        return {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Subject: x"},
-                             {"role": "assistant", "content": text}]}
-
     others = ["Dear Sir or Madam,\n\nPlease find attached the quarterly statement for your records.\n\nKind regards,\nAccounts",
               "Good afternoon team,\n\nThe warehouse will be closed on Friday for inventory.\n\nBest wishes,\nMarcus",
               "Hello all,\n\nReminder that timesheets are due by end of day Thursday.\n\nRegards,\nHR"] * 3
-    inp = SimpleNamespace(texts=["Subject: plans", "Subject: photos"], train_rows=[row(t) for t in USER * 3],
-                          control_train=[row(t) for t in others])
+    inp = eval_inputs(["Subject: plans", "Subject: photos"], others)
     like2 = "Yes, send the photos Monday.\n\nDana"
     gens = Generations(tuned=[{"text": CARICATURE, "stopped": True}, {"text": like2, "stopped": True},
                               {"text": LIKE_USER, "stopped": True}, {"text": CARICATURE, "stopped": True}], base=[])
@@ -66,16 +69,7 @@ def test_evaluate_best_of_keeps_each_prompts_best_draft_by_the_rerank():
 
 
 def test_evaluate_best_of_passes_each_drafts_end_to_the_rerank():
-    from types import SimpleNamespace
-
-    from mailvoice.evaluate.run import Generations, best_of
-
-    def row(text):
-        return {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Subject: x"},
-                             {"role": "assistant", "content": text}]}
-
-    others = ["Dear all,\n\nThe office closes at five on Friday.\n\nRegards,\nFacilities"] * 6
-    inp = SimpleNamespace(texts=["Subject: plans"], train_rows=[row(t) for t in USER * 3], control_train=[row(t) for t in others])
+    inp = eval_inputs(["Subject: plans"], ["Dear all,\n\nThe office closes at five on Friday.\n\nRegards,\nFacilities"] * 6)
     gens = Generations(tuned=[{"text": LIKE_USER, "stopped": False}, {"text": LIKE_USER + " ", "stopped": True}], base=[])
     gens.timing = {}
     best_of(inp, gens, 2)

@@ -520,10 +520,9 @@ def rag_block(inp: EvalInputs, clf, refs: list[str], grams, features: dict, seed
     notes = [prompt_fields(r["messages"][1]["content"])["notes"] for r in inp.val_items]
     for k, t in rag["texts"].items():
         key = f"rag_{k}"
-        f = metrics.surface_features(t)
         out[k] = {"p_user": clf.scores.pop(key, None), "voice_score": clf.voice_score.pop(key, None),
                   "content": metrics.content_overlap(t, refs), "novelty": metrics.novelty(t, grams)["novelty"],
-                  "habit_ratio": metrics.habit_ratio(metrics.feature_distance(profile, f) if profile and f else None, own),
+                  "habit_ratio": metrics.habit_ratio(_habit_distance(profile, metrics.surface_features(t)), own),
                   "auc": metrics.discriminator_auc(refs, t, seed=seed)["auc"],
                   "note_coverage": note_coverage(notes, t)["coverage"],
                   "words": round(sum(len(x.split()) for x in t) / max(len(t), 1), 1)}
@@ -540,6 +539,10 @@ def discriminator_metrics(inp: EvalInputs, gens: Generations, refs: list[str], s
     return out
 
 
+def _habit_distance(profile: dict, feats: dict) -> float | None:
+    return metrics.feature_distance(profile, feats) if profile and feats else None
+
+
 def habit_metrics(inp: EvalInputs, gens: Generations) -> tuple[dict, dict]:
     """Burrows' Delta and surface habits against the user's profile; the habit ratio."""
     user_train = [reply(r) for r in inp.train_rows]
@@ -551,7 +554,7 @@ def habit_metrics(inp: EvalInputs, gens: Generations) -> tuple[dict, dict]:
     features = {"profile": profile}
     for name, t in sets:
         features[name] = metrics.surface_features(t)
-        features[name]["distance"] = metrics.feature_distance(profile, features[name]) if profile and features[name] else None
+        features[name]["distance"] = _habit_distance(profile, features[name])
     own = (features["user_heldout"] or {}).get("distance")
     features["habit_ratio"] = {name: metrics.habit_ratio((features[name] or {}).get("distance"), own)
                                for name in ("other_authors", "base", "tuned")}

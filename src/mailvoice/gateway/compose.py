@@ -145,11 +145,12 @@ def generate_remote(upstream: str, model: str, instruction: str, *, api: str = "
                 raise MailvoiceError(f"{base} answered HTTP {r.status_code} for model {model}")
             j = r.json()
             if api == "ollama":
-                out.append({"text": (j.get("message") or {}).get("content", ""), "stopped": j.get("done_reason") != "length"})
+                text, ended = (j.get("message") or {}).get("content", ""), j.get("done_reason") != "length"
             else:
                 ch = j["choices"][0]
-                out.append({"text": ch["message"]["content"], "stopped": ch.get("finish_reason") != "length"})
-    return [{**d, "text": (d["text"] or "").strip()} for d in out]
+                text, ended = ch["message"]["content"], ch.get("finish_reason") != "length"
+            out.append({"text": (text or "").strip(), "stopped": ended})
+    return out
 
 
 _LOCAL: dict[str, tuple] = {}
